@@ -1,0 +1,1 @@
+"""trudi.policies."""
