@@ -1,0 +1,264 @@
+"""Trust-region projection of diffusion-chain transitions onto a (trajectory) KL ball.
+
+The network's transitions ``(loc, scale)`` at a recorded chain are mapped to the closest
+``(loc~, scale~)`` whose divergence to the behaviour transitions ``(old_loc, old_scale)`` satisfies
+a mean bound ε_μ and a covariance bound ε_Σ (DESIGN.md §1, ``reference/trpl-notes.md``):
+
+- ``mode="trajectory"``: one bound on the sum over all K steps of a chain, one multiplier per chain;
+- ``mode="per_step"``: one bound per transition.
+
+Which quantity is bounded: with ``divergence="kl"`` the mean part ``½ Σ (μ - μ_o)²/σ_o²`` and the
+covariance part of KL(new ‖ old) are bounded separately (TRPL's decoupled KL). With shared scales
+(``cov_bound=None`` and ``scale == old_scale``) their sum is the exact trajectory KL in both
+directions, so ``mean_bound`` bounds KL(p_old(τ) ‖ p_new(τ)) and hence the marginal action KL. With
+learned scales the exact KL(old ‖ new) is logged by :func:`projection_metrics` rather than bounded.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from trudi.constraints.divergences import DIVERGENCES, cov_terms, interpolate_scale, mean_terms
+from trudi.constraints.gaussian_kl import exact_trajectory_kl
+from trudi.constraints.kl_cov_projection import kl_cov_projection
+from trudi.constraints.validation import (
+    BACKENDS,
+    MODES,
+    check_bound,
+    check_choice,
+    check_scales_positive,
+    check_transitions,
+)
+
+__all__ = ["Projection", "TrajectoryKLProjection", "project_transitions", "projection_metrics"]
+
+
+class Projection(NamedTuple):
+    """Result of a projection.
+
+    Attributes:
+        loc, scale: the projected transitions, ``[*B, K, A]``.
+        mean_multiplier: ω per row (0 where the mean bound was already met), ``[*B]`` in trajectory
+            mode, ``[*B, K]`` in per-step mode.
+        cov_multiplier: η per row, same shape (all 0 when the covariance is not projected).
+    """
+
+    loc: Tensor
+    scale: Tensor
+    mean_multiplier: Tensor
+    cov_multiplier: Tensor
+
+
+def _row_dims(mode: str) -> tuple[int, ...]:
+    return (-2, -1) if mode == "trajectory" else (-1,)
+
+
+def _shrink_factor(term: Tensor, bound: float) -> tuple[Tensor, Tensor]:
+    """``s = sqrt(bound/term)`` where ``term > bound`` else 1, and the multiplier ``1/s - 1``.
+
+    The masked ``term`` keeps the unused branch finite, so no NaN reaches the gradient.
+    """
+    active = term > bound
+    safe = torch.where(active, term, torch.full_like(term, bound))
+    factor = (bound / safe).sqrt()
+    multiplier = torch.where(active, (safe / bound).sqrt() - 1.0, torch.zeros_like(term))
+    return factor, multiplier
+
+
+def project_transitions(
+    loc: Tensor,
+    scale: Tensor,
+    old_loc: Tensor,
+    old_scale: Tensor,
+    *,
+    mean_bound: float,
+    cov_bound: float | None = None,
+    divergence: str = "kl",
+    mode: str = "trajectory",
+    solver_iterations: int = 12,
+) -> Projection:
+    """Functional form of :class:`TrajectoryKLProjection` (torch reference, no input checks).
+
+    Half-precision inputs are computed in float32 and cast back.
+    """
+    dtype = loc.dtype
+    compute = torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+    loc, scale, old_loc, old_scale = (x.to(compute) for x in (loc, scale, old_loc, old_scale))
+    dims = _row_dims(mode)
+
+    mean_term = mean_terms(divergence, loc, old_loc, old_scale).sum(dims, keepdim=True)
+    factor, mean_multiplier = _shrink_factor(mean_term, mean_bound)
+    loc_proj = old_loc + factor * (loc - old_loc)
+
+    if cov_bound is None:
+        scale_proj, cov_multiplier = scale, torch.zeros_like(mean_multiplier)
+    elif divergence == "kl":
+        scale_proj, cov_multiplier = kl_cov_projection(
+            scale, old_scale, cov_bound, dims, solver_iterations
+        )
+    else:
+        cov_term = cov_terms(divergence, scale, old_scale).sum(dims, keepdim=True)
+        cov_factor, cov_multiplier = _shrink_factor(cov_term, cov_bound)
+        scale_proj = interpolate_scale(divergence, scale, old_scale, cov_factor)
+
+    return Projection(
+        loc_proj.to(dtype),
+        scale_proj.to(dtype),
+        mean_multiplier.flatten(-len(dims)).squeeze(-1),
+        cov_multiplier.flatten(-len(dims)).squeeze(-1),
+    )
+
+
+class TrajectoryKLProjection(nn.Module):
+    """Differentiable trust-region layer on the transitions of diffusion chains.
+
+    Args:
+        mean_bound: ε_μ > 0, the bound on the mean part (per chain or per transition).
+        cov_bound: ε_Σ > 0, the bound on the covariance part; ``None`` leaves the scales untouched
+            (shared or fixed scales).
+        divergence: ``"kl"`` (TRPL's decoupled KL, covariance by a 1-D root find with an implicit
+            backward), ``"w2"`` or ``"frobenius"`` (closed form). See
+            :mod:`trudi.constraints.divergences` for the terms each one bounds.
+        mode: ``"trajectory"`` bounds the sum over the K steps of each chain (one multiplier per
+            chain); ``"per_step"`` bounds every transition.
+        backend: ``"auto"`` (Triton kernels on CUDA tensors when available, the torch reference
+            otherwise), ``"torch"`` or ``"triton"``.
+        solver_iterations: fixed number of Newton steps of the KL covariance root find.
+        validate_args: check that scales are finite and positive (this synchronises with the
+            device; switch it off in compiled or latency-critical code).
+
+    Shapes:
+        ``forward(loc, scale, old_loc, old_scale)``: all ``[*B, K, A]``; returns
+        ``(loc_proj, scale_proj)``, ``[*B, K, A]``. Gradients flow to ``loc`` and ``scale`` (and to
+        the behaviour parameters, which are normally constants).
+
+    Example:
+        >>> import torch
+        >>> from trudi.constraints import TrajectoryKLProjection, trajectory_kl
+        >>> proj = TrajectoryKLProjection(mean_bound=0.05, cov_bound=0.01)
+        >>> old_loc, old_scale = torch.zeros(8, 10, 3), torch.full((8, 10, 3), 0.5)
+        >>> loc, scale = old_loc + 1.0, old_scale * 2.0
+        >>> loc_p, scale_p = proj(loc, scale, old_loc, old_scale)
+        >>> mean_kl, cov_kl = trajectory_kl(loc_p, scale_p, old_loc, old_scale)
+        >>> bool((mean_kl <= 0.05 * 1.001).all() and (cov_kl <= 0.01 * 1.001).all())
+        True
+    """
+
+    def __init__(
+        self,
+        mean_bound: float,
+        cov_bound: float | None = None,
+        *,
+        divergence: str = "kl",
+        mode: str = "trajectory",
+        backend: str = "auto",
+        solver_iterations: int = 12,
+        validate_args: bool = True,
+    ) -> None:
+        super().__init__()
+        check_bound("mean_bound", mean_bound)
+        check_bound("cov_bound", cov_bound, optional=True)
+        check_choice("divergence", divergence, DIVERGENCES)
+        check_choice("mode", mode, MODES)
+        check_choice("backend", backend, BACKENDS)
+        if isinstance(solver_iterations, bool) or not isinstance(solver_iterations, int):
+            raise ValueError(f"solver_iterations must be a positive int, got {solver_iterations!r}")
+        if solver_iterations < 1:
+            raise ValueError(f"solver_iterations must be a positive int, got {solver_iterations!r}")
+        self.mean_bound = float(mean_bound)
+        self.cov_bound = None if cov_bound is None else float(cov_bound)
+        self.divergence = divergence
+        self.mode = mode
+        self.backend = backend
+        self.solver_iterations = solver_iterations
+        self.validate_args = validate_args
+        if backend == "triton":
+            raise NotImplementedError(
+                "backend='triton' is not available yet; use backend='auto' or 'torch'"
+            )
+
+    def extra_repr(self) -> str:
+        return (
+            f"mean_bound={self.mean_bound}, cov_bound={self.cov_bound}, "
+            f"divergence={self.divergence!r}, mode={self.mode!r}, backend={self.backend!r}"
+        )
+
+    def project(self, loc: Tensor, scale: Tensor, old_loc: Tensor, old_scale: Tensor) -> Projection:
+        """Project and also return the multipliers (see :class:`Projection`)."""
+        check_transitions(loc, scale, old_loc, old_scale)
+        if self.validate_args:
+            check_scales_positive(scale=scale, old_scale=old_scale)
+        return project_transitions(
+            loc,
+            scale,
+            old_loc,
+            old_scale,
+            mean_bound=self.mean_bound,
+            cov_bound=self.cov_bound,
+            divergence=self.divergence,
+            mode=self.mode,
+            solver_iterations=self.solver_iterations,
+        )
+
+    def forward(
+        self, loc: Tensor, scale: Tensor, old_loc: Tensor, old_scale: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        projection = self.project(loc, scale, old_loc, old_scale)
+        return projection.loc, projection.scale
+
+    def metrics(
+        self,
+        loc: Tensor,
+        scale: Tensor,
+        old_loc: Tensor,
+        old_scale: Tensor,
+        projection: Projection,
+    ) -> dict[str, Tensor]:
+        """Detached scalar diagnostics of one projection; see :func:`projection_metrics`."""
+        return projection_metrics(
+            loc, scale, old_loc, old_scale, projection, divergence=self.divergence, mode=self.mode
+        )
+
+
+@torch.no_grad()
+def projection_metrics(
+    loc: Tensor,
+    scale: Tensor,
+    old_loc: Tensor,
+    old_scale: Tensor,
+    projection: Projection,
+    *,
+    divergence: str = "kl",
+    mode: str = "trajectory",
+) -> dict[str, Tensor]:
+    """Cheap detached diagnostics of a projection, one scalar tensor each (no host sync).
+
+    Returns a dict with the row-mean of the mean and covariance terms of ``divergence`` before and
+    after projection (``mean_part_before``, ``mean_part_after``, ``cov_part_before``,
+    ``cov_part_after``), the mean exact trajectory KL(old ‖ new) before and after
+    (``exact_kl_before``, ``exact_kl_after``, per chain in both modes), the fraction of rows
+    projected (``frac_projected``: chains in trajectory mode, transitions in per-step mode) and the
+    largest multiplier (``max_multiplier``, over ω and η).
+    """
+    dims = _row_dims(mode)
+    before_mean = mean_terms(divergence, loc, old_loc, old_scale).sum(dims)
+    after_mean = mean_terms(divergence, projection.loc, old_loc, old_scale).sum(dims)
+    before_cov = cov_terms(divergence, scale, old_scale).sum(dims)
+    after_cov = cov_terms(divergence, projection.scale, old_scale).sum(dims)
+    projected = (projection.mean_multiplier > 0) | (projection.cov_multiplier > 0)
+    multipliers = torch.maximum(projection.mean_multiplier, projection.cov_multiplier)
+    return {
+        "mean_part_before": before_mean.float().mean(),
+        "mean_part_after": after_mean.float().mean(),
+        "cov_part_before": before_cov.float().mean(),
+        "cov_part_after": after_cov.float().mean(),
+        "exact_kl_before": exact_trajectory_kl(old_loc, old_scale, loc, scale).float().mean(),
+        "exact_kl_after": exact_trajectory_kl(old_loc, old_scale, projection.loc, projection.scale)
+        .float()
+        .mean(),
+        "frac_projected": projected.float().mean(),
+        "max_multiplier": multipliers.float().max(),
+    }

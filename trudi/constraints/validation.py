@@ -1,0 +1,58 @@
+"""Input checks shared by the constraint functions; each error names the argument and the fix."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+MODES: tuple[str, ...] = ("trajectory", "per_step")
+BACKENDS: tuple[str, ...] = ("auto", "torch", "triton")
+
+
+def check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
+
+
+def check_bound(name: str, value: float | None, *, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be a positive finite float, got {value!r}")
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive finite float, got {value!r}")
+
+
+def check_transitions(loc: Tensor, scale: Tensor, old_loc: Tensor, old_scale: Tensor) -> None:
+    """Shapes (no host sync): all four ``[*B, K, A]`` with the same shape, floating point."""
+    named = {"loc": loc, "scale": scale, "old_loc": old_loc, "old_scale": old_scale}
+    for name, tensor in named.items():
+        if not isinstance(tensor, Tensor):
+            raise ValueError(
+                f"{name} must be a torch.Tensor of shape [*B, K, A], got {type(tensor)}"
+            )
+        if tensor.dim() < 2:
+            raise ValueError(
+                f"{name} must have shape [*B, K, A] (at least 2 dims), got {tuple(tensor.shape)}"
+            )
+        if not tensor.is_floating_point():
+            raise ValueError(f"{name} must be a floating-point tensor, got dtype {tensor.dtype}")
+    for name, tensor in named.items():
+        if tensor.shape != loc.shape:
+            raise ValueError(
+                f"{name} must have the shape of loc {tuple(loc.shape)} ([*B, K, A]), "
+                f"got {tuple(tensor.shape)}"
+            )
+
+
+def check_scales_positive(**scales: Tensor) -> None:
+    """Values (synchronises with the device): every scale finite and > 0."""
+    for name, scale in scales.items():
+        bad = ~(torch.isfinite(scale) & (scale > 0))
+        if bool(bad.any()):
+            raise ValueError(
+                f"{name} must be finite and > 0 everywhere, got {int(bad.sum())} bad entries "
+                f"(min {scale.detach().min().item():.3g}); pass validate_args=False to skip this check"
+            )
