@@ -33,8 +33,9 @@ class ChainNormal(Distribution):
         loc: transition means ``[*B, K, A]``.
         scale: transition standard deviations ``[*B, K, A]`` (> 0); broadcast against ``loc``.
         trajectory: sum ``log_prob`` and ``entropy`` over the K steps.
-        validate_args: check the shapes of ``chain`` and that ``scale`` > 0 (this syncs with the
-            device); ``None`` follows ``torch.distributions``' default.
+        validate_args: check that ``scale`` > 0 (this syncs with the device). On by default,
+            regardless of ``torch.distributions``' global default (which TorchRL switches off).
+            The shape of ``chain`` is always checked.
 
     Examples:
         >>> import torch
@@ -57,7 +58,7 @@ class ChainNormal(Distribution):
         scale: torch.Tensor,
         *,
         trajectory: bool = False,
-        validate_args: bool | None = None,
+        validate_args: bool = True,
     ) -> None:
         if loc.dim() < 2:
             raise ValueError(f"loc must have shape [*B, K, A], got {tuple(loc.shape)}.")
@@ -107,12 +108,11 @@ class ChainNormal(Distribution):
         Returns:
             ``[*B, K]`` (``[*B]`` with ``trajectory=True``), summed over A.
         """
-        if self._validate_args:
-            expected = (*self.loc.shape[:-2], self.num_steps + 1, self.loc.shape[-1])
-            if tuple(chain.shape) != expected:
-                raise ValueError(
-                    f"chain must have shape [*B, K + 1, A] = {expected}, got {tuple(chain.shape)}."
-                )
+        expected = (*self.loc.shape[:-2], self.num_steps + 1, self.loc.shape[-1])
+        if tuple(chain.shape) != expected:
+            raise ValueError(
+                f"chain must have shape [*B, K + 1, A] = {expected}, got {tuple(chain.shape)}."
+            )
         z = (chain[..., 1:, :] - self.loc) / self.scale
         return self._reduce(-0.5 * z.square() - self.scale.log() - _HALF_LOG_2PI)
 

@@ -20,6 +20,16 @@ __all__ = ["ChainPolicy"]
 _RANDOM = (InteractionType.RANDOM,)
 
 
+def _require(tensordict: TensorDictBase, key: NestedKey, field: str) -> torch.Tensor:
+    value = tensordict.get(key, None)
+    if value is None:
+        raise KeyError(
+            f"the policy reads {key!r} from the tensordict, which lacks it; rename the key with "
+            f"policy.set_keys({field}=...)."
+        )
+    return value
+
+
 class ChainPolicy(TensorDictModuleBase):
     """Base class of :class:`DiffusionPolicy` and :class:`GaussianPolicy` (a chain with K = 1).
 
@@ -74,7 +84,7 @@ class ChainPolicy(TensorDictModuleBase):
         observation_key: NestedKey,
         action_key: NestedKey,
         default_interaction_type: InteractionType,
-        validate_args: bool | None,
+        validate_args: bool,
     ) -> None:
         super().__init__()
         if isinstance(action_dim, bool) or not isinstance(action_dim, int) or action_dim < 1:
@@ -145,7 +155,7 @@ class ChainPolicy(TensorDictModuleBase):
 
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         keys = self.tensor_keys
-        observation = tensordict.get(keys.observation)
+        observation = _require(tensordict, keys.observation, "observation")
         mode = interaction_type()
         explore = (self.default_interaction_type if mode is None else mode) in _RANDOM
         with torch.no_grad():
@@ -166,8 +176,8 @@ class ChainPolicy(TensorDictModuleBase):
         respect to the policy's parameters. The tensordict is not modified.
         """
         keys = self.tensor_keys
-        observation = tensordict.get(keys.observation)
-        chain = tensordict.get(keys.chain)
+        observation = _require(tensordict, keys.observation, "observation")
+        chain = _require(tensordict, keys.chain, "chain")
         expected = (self.num_steps + 1, self.action_dim)
         if tuple(chain.shape[-2:]) != expected:
             raise ValueError(

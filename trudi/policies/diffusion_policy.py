@@ -30,7 +30,8 @@ class DiffusionPolicy(ChainPolicy):
     become a leading batch dimension). Under ``InteractionType.RANDOM`` the chain is drawn with
     ``sampler``; otherwise with ``eval_sampler`` (default: the probability-flow ODE, DDIM η = 0,
     on the same schedule), which may use a different number of steps K' (the written chain then
-    has K' + 1 rows), does not use the learned scale, and scores deterministic transitions
+    has K' + 1 rows), starts from x_K = 0 (the prior's mode, so the ODE's action is a function
+    of the observation), does not use the learned scale, and scores deterministic transitions
     (scale 0) as 0.
 
     Memory per stored sample beyond a Gaussian policy's action: (K+1)·A (chain) + 2·K·A (loc,
@@ -54,7 +55,8 @@ class DiffusionPolicy(ChainPolicy):
         observation_key: the observation key; other keys via :meth:`set_keys`.
         action_key: the action key.
         default_interaction_type: interaction type outside ``set_interaction_type``.
-        validate_args: passed to :class:`ChainNormal` in ``get_dist``.
+        validate_args: check ``scale`` > 0 in ``get_dist`` (a device sync; off by default because
+            the scales are floored by construction).
 
     Examples:
         >>> import torch
@@ -88,7 +90,7 @@ class DiffusionPolicy(ChainPolicy):
         observation_key: NestedKey = "observation",
         action_key: NestedKey = "action",
         default_interaction_type: InteractionType = InteractionType.DETERMINISTIC,
-        validate_args: bool | None = None,
+        validate_args: bool = False,
     ) -> None:
         if not isinstance(sampler, Sampler):
             raise ValueError(f"sampler must be a trudi Sampler, got {type(sampler).__name__}.")
@@ -163,17 +165,16 @@ class DiffusionPolicy(ChainPolicy):
         self, observation: torch.Tensor, explore: bool
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         denoise = functools.partial(self.denoiser, observation)
-        prior = torch.randn(
-            (*observation.shape[:-1], self.action_dim),
-            dtype=observation.dtype,
-            device=observation.device,
-        )
+        shape = (*observation.shape[:-1], self.action_dim)
         if explore:
+            prior = torch.randn(shape, dtype=observation.dtype, device=observation.device)
             chain, loc, scale = self.sampler.sample_chain(
                 denoise, prior, observation=observation, scale_fn=self._learned_scale
             )
             log_prob = ChainNormal(loc, scale, validate_args=False).log_prob(chain)
             return chain, loc, scale, log_prob
+        # Starting from the prior's mode makes the ODE's action a function of the observation.
+        prior = torch.zeros(shape, dtype=observation.dtype, device=observation.device)
         chain, loc, scale = self.eval_sampler.sample_chain(denoise, prior, observation=observation)
         # A deterministic transition (scale 0) is a point mass: it contributes 0, not NaN.
         stochastic = scale > 0

@@ -63,7 +63,7 @@ class GaussianPolicy(ChainPolicy):
         observation_key: NestedKey = "observation",
         action_key: NestedKey = "action",
         default_interaction_type: InteractionType = InteractionType.DETERMINISTIC,
-        validate_args: bool | None = None,
+        validate_args: bool = False,
     ) -> None:
         super().__init__(
             num_steps=1,
