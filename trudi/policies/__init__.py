@@ -1,1 +1,22 @@
-"""trudi.policies."""
+"""trudi.policies: diffusion and Gaussian policy heads, the chain distribution, denoisers.
+
+Both heads follow :class:`ChainPolicy`: ``forward`` samples a chain and writes the keys of
+DESIGN §3, ``get_dist`` re-scores a recorded chain as a :class:`ChainNormal`.
+"""
+
+from trudi.policies.chain_normal import ChainNormal
+from trudi.policies.chain_policy import ChainPolicy
+from trudi.policies.denoiser import AgentLinear, DenoiserMLP
+from trudi.policies.diffusion_policy import DiffusionPolicy
+from trudi.policies.gaussian_policy import GaussianPolicy
+from trudi.policies.squash import ActionSquash
+
+__all__ = [
+    "ActionSquash",
+    "AgentLinear",
+    "ChainNormal",
+    "ChainPolicy",
+    "DenoiserMLP",
+    "DiffusionPolicy",
+    "GaussianPolicy",
+]

@@ -1,0 +1,188 @@
+"""The contract shared by every trudi policy head: sample a chain in ``forward``, re-score it in
+``get_dist``, with the keys of DESIGN §3."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+from tensordict import TensorDictBase
+from tensordict.nn import InteractionType, TensorDictModuleBase
+from tensordict.nn.probabilistic import interaction_type
+from tensordict.utils import NestedKey
+from torchrl.data import TensorSpec
+
+from trudi.policies.chain_normal import ChainNormal
+from trudi.policies.squash import ActionSquash
+
+__all__ = ["ChainPolicy"]
+
+_RANDOM = (InteractionType.RANDOM,)
+
+
+def _require(tensordict: TensorDictBase, key: NestedKey, field: str) -> torch.Tensor:
+    value = tensordict.get(key, None)
+    if value is None:
+        raise KeyError(
+            f"the policy reads {key!r} from the tensordict, which lacks it; rename the key with "
+            f"policy.set_keys({field}=...)."
+        )
+    return value
+
+
+class ChainPolicy(TensorDictModuleBase):
+    """Base class of :class:`DiffusionPolicy` and :class:`GaussianPolicy` (a chain with K = 1).
+
+    ``forward(td)`` reads the observation, samples a chain under ``torch.no_grad()`` (nothing
+    stored at collection requires grad) and writes, for ``*B`` any batch shape:
+
+    ============================= ================ ==============================================
+    key (``tensor_keys`` field)   shape            meaning
+    ============================= ================ ==============================================
+    ``action``                    ``[*B, A]``      ``squash(x_0)``
+    ``chain``                     ``[*B, K+1, A]`` x_K … x_0
+    ``loc``, ``scale``            ``[*B, K, A]``   behaviour transition j: chain[j] → chain[j+1]
+    ``chain_log_prob``            ``[*B, K]``      per-step log-probs, summed over A
+    ``log_prob``                  ``[*B]``         their sum: the chain's log-likelihood
+    ============================= ================ ==============================================
+
+    ``get_dist(td)`` evaluates the current network's transitions on the recorded chain and returns
+    a :class:`ChainNormal`; it reads the tensordict and never writes into it.
+
+    Exploration: under ``InteractionType.RANDOM`` the policy samples with its training
+    distribution; any other type (``DETERMINISTIC``, ``MODE``, …) uses the evaluation path.
+    Outside a ``set_interaction_type`` context, ``default_interaction_type`` applies, as for
+    ``tensordict.nn.ProbabilisticTensorDictModule``.
+
+    Use with TorchRL's ``ClipPPOLoss``: construct the policy with ``trajectory=True`` (so
+    ``get_dist(td).log_prob(chain)`` is the whole chain's ``[*B]``); the loss then picks its keys
+    from :attr:`dist_sample_keys` (``chain``) and :attr:`log_prob_keys` (``log_prob``), the same
+    as ``loss.set_keys(action=keys.chain, sample_log_prob=keys.log_prob)`` with
+    ``keys = policy.tensor_keys``.
+    """
+
+    @dataclass
+    class _AcceptedKeys:
+        """Tensordict keys read and written by the policy; rename them with :meth:`set_keys`."""
+
+        observation: NestedKey = "observation"
+        action: NestedKey = "action"
+        chain: NestedKey = ("diffusion", "chain")
+        loc: NestedKey = ("diffusion", "loc")
+        scale: NestedKey = ("diffusion", "scale")
+        chain_log_prob: NestedKey = ("diffusion", "chain_log_prob")
+        log_prob: NestedKey = ("diffusion", "log_prob")
+
+    def __init__(
+        self,
+        *,
+        num_steps: int,
+        action_dim: int,
+        action_spec: TensorSpec | None,
+        squash: str,
+        trajectory: bool,
+        observation_key: NestedKey,
+        action_key: NestedKey,
+        default_interaction_type: InteractionType,
+        validate_args: bool,
+    ) -> None:
+        super().__init__()
+        if isinstance(action_dim, bool) or not isinstance(action_dim, int) or action_dim < 1:
+            raise ValueError(f"action_dim must be an integer >= 1, got {action_dim!r}.")
+        if action_spec is not None and action_spec.shape[-1:] != (action_dim,):
+            raise ValueError(
+                f"action_spec's last dimension must be action_dim={action_dim}, got spec shape "
+                f"{tuple(action_spec.shape)}."
+            )
+        self.num_steps = num_steps
+        self.action_dim = action_dim
+        self.squash = ActionSquash(squash, action_spec)
+        self.trajectory = trajectory
+        self.default_interaction_type = InteractionType(default_interaction_type)
+        self.validate_args = validate_args
+        self.tensor_keys = self._AcceptedKeys(observation=observation_key, action=action_key)
+        self._refresh_keys()
+
+    def set_keys(self, **keys: NestedKey) -> ChainPolicy:
+        """Rename tensordict keys, e.g. ``set_keys(chain=("agents", "diffusion", "chain"))``.
+
+        Returns the policy, so calls can be chained.
+        """
+        known = {f.name for f in fields(self._AcceptedKeys)}
+        for name, key in keys.items():
+            if name not in known:
+                raise ValueError(
+                    f"set_keys got unknown key name {name!r}; expected one of {known}."
+                )
+            setattr(self.tensor_keys, name, key)
+        self._refresh_keys()
+        return self
+
+    def _refresh_keys(self) -> None:
+        keys = self.tensor_keys
+        self.in_keys = [keys.observation]
+        self.out_keys = [
+            keys.action,
+            keys.chain,
+            keys.loc,
+            keys.scale,
+            keys.chain_log_prob,
+            keys.log_prob,
+        ]
+
+    @property
+    def dist_sample_keys(self) -> list[NestedKey]:
+        """The key :meth:`get_dist`'s ``log_prob`` is evaluated on (read by TorchRL losses)."""
+        return [self.tensor_keys.chain]
+
+    @property
+    def log_prob_keys(self) -> list[NestedKey]:
+        """The stored behaviour log-prob that matches :meth:`get_dist`'s ``log_prob`` shape."""
+        keys = self.tensor_keys
+        return [keys.log_prob if self.trajectory else keys.chain_log_prob]
+
+    def _sample(
+        self, observation: torch.Tensor, explore: bool
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(chain [*B, K+1, A], loc, scale [*B, K, A], chain_log_prob [*B, K])``."""
+        raise NotImplementedError
+
+    def _transitions(
+        self, observation: torch.Tensor, chain: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The current network's ``(loc, scale)`` ``[*B, K, A]`` on a recorded chain."""
+        raise NotImplementedError
+
+    def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
+        keys = self.tensor_keys
+        observation = _require(tensordict, keys.observation, "observation")
+        mode = interaction_type()
+        explore = (self.default_interaction_type if mode is None else mode) in _RANDOM
+        with torch.no_grad():
+            chain, loc, scale, chain_log_prob = self._sample(observation, explore)
+        tensordict.set(keys.action, self.squash(chain[..., -1, :]))
+        tensordict.set(keys.chain, chain)
+        tensordict.set(keys.loc, loc)
+        tensordict.set(keys.scale, scale)
+        tensordict.set(keys.chain_log_prob, chain_log_prob)
+        tensordict.set(keys.log_prob, chain_log_prob.sum(-1))
+        return tensordict
+
+    def get_dist(self, tensordict: TensorDictBase) -> ChainNormal:
+        """Re-score the recorded chain with the current parameters (teacher forcing).
+
+        Reads the observation ``[*B, O]`` and the chain ``[*B, K+1, A]``; returns
+        ``ChainNormal(loc, scale)`` with ``loc``, ``scale`` ``[*B, K, A]``, differentiable with
+        respect to the policy's parameters. The tensordict is not modified.
+        """
+        keys = self.tensor_keys
+        observation = _require(tensordict, keys.observation, "observation")
+        chain = _require(tensordict, keys.chain, "chain")
+        expected = (self.num_steps + 1, self.action_dim)
+        if tuple(chain.shape[-2:]) != expected:
+            raise ValueError(
+                f"{keys.chain!r} must have shape [*B, K+1, A] with K+1, A = {expected}, got "
+                f"{tuple(chain.shape)}."
+            )
+        loc, scale = self._transitions(observation, chain)
+        return ChainNormal(loc, scale, trajectory=self.trajectory, validate_args=self.validate_args)

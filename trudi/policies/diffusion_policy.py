@@ -1,0 +1,198 @@
+"""The diffusion policy head: a K-step chain of Gaussian transitions given the observation."""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import torch
+from tensordict.nn import InteractionType
+from tensordict.utils import NestedKey
+from torch import nn
+from torchrl.data import TensorSpec
+
+from trudi.policies.chain_normal import ChainNormal
+from trudi.policies.chain_policy import ChainPolicy
+from trudi.samplers import DDIMSampler, Sampler, ScheduledSampler
+
+__all__ = ["DiffusionPolicy"]
+
+
+class DiffusionPolicy(ChainPolicy):
+    """Diffusion policy: x_K ~ N(0, I), x_{j+1} ~ N(loc_j, scale_j²), action = squash(x_0).
+
+    ``loc_j`` comes from the ``denoiser`` through the ``sampler``'s update rule; ``scale_j`` from
+    the sampler's noise schedule, optionally times a learned, state-independent factor
+    ``exp(log_scale[j])`` per step and action dimension, clamped to [``min_std``, ``max_std``].
+
+    Keys, shapes and the ``forward``/``get_dist`` contract are those of :class:`ChainPolicy`.
+    ``get_dist`` evaluates all K transitions of the recorded chains in one denoiser call (the steps
+    become a leading batch dimension). Under ``InteractionType.RANDOM`` the chain is drawn with
+    ``sampler``; otherwise with ``eval_sampler`` (default: the probability-flow ODE, DDIM η = 0,
+    on the same schedule), which may use a different number of steps K' (the written chain then
+    has K' + 1 rows), starts from x_K = 0 (the prior's mode, so the ODE's action is a function
+    of the observation), does not use the learned scale, and scores deterministic transitions
+    (scale 0) as 0.
+
+    Memory per stored sample beyond a Gaussian policy's action: (K+1)·A (chain) + 2·K·A (loc,
+    scale) + K (per-step log-probs) + 1 (their sum) floats.
+
+    Args:
+        denoiser: ``denoiser(observation [*B, O], sample [*N, A], timestep) -> [*N, A]`` that
+            broadcasts the observation and the timestep to ``*N`` (e.g. :class:`DenoiserMLP`);
+            it must expose ``action_dim``.
+        sampler: the training sampler; its re-scoring scale floor (``min_score_std``) must be
+            > 0 unless ``learn_scale`` is set, so that every transition has a density.
+        eval_sampler: the sampler for non-random interaction types; must query the denoiser
+            only at timesteps of the training schedule.
+        action_spec: bounded action spec for squashing (``None``: bounds [-1, 1]).
+        squash: ``"clip"``, ``"tanh"`` or ``"none"``.
+        learn_scale: learn a per-step, per-dimension log-scale factor ``log_scale`` ``[K, A]``.
+        min_std: lower clamp of the learned scale (> 0).
+        max_std: upper clamp of the learned scale (>= min_std).
+        trajectory: ``get_dist`` returns whole-chain log-probs ``[*B]`` (for ``ClipPPOLoss``)
+            instead of per-step ``[*B, K]``.
+        observation_key: the observation key; other keys via :meth:`set_keys`.
+        action_key: the action key.
+        default_interaction_type: interaction type outside ``set_interaction_type``.
+        validate_args: check ``scale`` > 0 in ``get_dist`` (a device sync; off by default because
+            the scales are floored by construction).
+
+    Examples:
+        >>> import torch
+        >>> from tensordict import TensorDict
+        >>> from tensordict.nn import InteractionType, set_interaction_type
+        >>> from trudi.policies import DenoiserMLP, DiffusionPolicy
+        >>> from trudi.samplers import AncestralSampler, CosineSchedule
+        >>> denoiser = DenoiserMLP(observation_dim=3, action_dim=2, num_steps=5, hidden_dim=32)
+        >>> policy = DiffusionPolicy(denoiser, AncestralSampler(CosineSchedule(5)))
+        >>> td = TensorDict({"observation": torch.randn(8, 3)}, batch_size=[8])
+        >>> with set_interaction_type(InteractionType.RANDOM):
+        ...     td = policy(td)
+        >>> td["diffusion", "chain"].shape, td["diffusion", "chain_log_prob"].shape
+        (torch.Size([8, 6, 2]), torch.Size([8, 5]))
+        >>> policy.get_dist(td).log_prob(td["diffusion", "chain"]).shape
+        torch.Size([8, 5])
+    """
+
+    def __init__(
+        self,
+        denoiser: nn.Module,
+        sampler: Sampler,
+        eval_sampler: Sampler | None = None,
+        *,
+        action_spec: TensorSpec | None = None,
+        squash: str = "clip",
+        learn_scale: bool = False,
+        min_std: float = 1e-2,
+        max_std: float = 1.0,
+        trajectory: bool = False,
+        observation_key: NestedKey = "observation",
+        action_key: NestedKey = "action",
+        default_interaction_type: InteractionType = InteractionType.DETERMINISTIC,
+        validate_args: bool = False,
+    ) -> None:
+        if not isinstance(sampler, Sampler):
+            raise ValueError(f"sampler must be a trudi Sampler, got {type(sampler).__name__}.")
+        if eval_sampler is None:
+            if not isinstance(sampler, ScheduledSampler):
+                raise ValueError(
+                    f"eval_sampler must be given when sampler is a {type(sampler).__name__}."
+                )
+            eval_sampler = DDIMSampler(
+                sampler.schedule,
+                eta=0.0,
+                prediction=sampler.prediction,
+                clip_sample=sampler.clip_sample,
+            )
+        if not isinstance(eval_sampler, Sampler):
+            raise ValueError(
+                f"eval_sampler must be a trudi Sampler, got {type(eval_sampler).__name__}."
+            )
+        if not 0.0 < min_std <= max_std:
+            raise ValueError(
+                f"min_std and max_std must satisfy 0 < min_std <= max_std, got "
+                f"min_std={min_std!r}, max_std={max_std!r}."
+            )
+        if not learn_scale and not sampler.min_score_std > 0:
+            raise ValueError(
+                f"sampler.min_score_std must be > 0 so that every transition has a density "
+                f"(or set learn_scale=True), got {sampler.min_score_std!r}."
+            )
+        train_steps = int(sampler.timesteps.max())
+        if int(eval_sampler.timesteps.max()) > train_steps:
+            raise ValueError(
+                f"eval_sampler queries timesteps up to {int(eval_sampler.timesteps.max())}, beyond "
+                f"the training sampler's {train_steps}."
+            )
+        denoiser_steps = getattr(denoiser, "num_steps", train_steps)
+        if denoiser_steps < train_steps:
+            raise ValueError(
+                f"denoiser.num_steps must be >= the sampler's largest timestep {train_steps}, got "
+                f"{denoiser_steps}."
+            )
+        action_dim = getattr(denoiser, "action_dim", None)
+        if action_dim is None and action_spec is not None:
+            action_dim = action_spec.shape[-1]
+        super().__init__(
+            num_steps=sampler.num_steps,
+            action_dim=action_dim,
+            action_spec=action_spec,
+            squash=squash,
+            trajectory=trajectory,
+            observation_key=observation_key,
+            action_key=action_key,
+            default_interaction_type=default_interaction_type,
+            validate_args=validate_args,
+        )
+        self.denoiser = denoiser
+        self.sampler = sampler
+        self.eval_sampler = eval_sampler
+        self.min_std = float(min_std)
+        self.max_std = float(max_std)
+        if learn_scale:
+            self.log_scale = nn.Parameter(torch.zeros(self.num_steps, self.action_dim))
+        else:
+            self.log_scale = None
+        self.register_buffer("steps", torch.arange(self.num_steps), persistent=False)
+
+    def _learned_scale(self, scale: torch.Tensor, step: int | torch.Tensor) -> torch.Tensor:
+        if self.log_scale is None:
+            return scale
+        return (scale * self.log_scale[step].exp()).clamp(self.min_std, self.max_std)
+
+    def _sample(
+        self, observation: torch.Tensor, explore: bool
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        denoise = functools.partial(self.denoiser, observation)
+        shape = (*observation.shape[:-1], self.action_dim)
+        if explore:
+            prior = torch.randn(shape, dtype=observation.dtype, device=observation.device)
+            chain, loc, scale = self.sampler.sample_chain(
+                denoise, prior, observation=observation, scale_fn=self._learned_scale
+            )
+            log_prob = ChainNormal(loc, scale, validate_args=False).log_prob(chain)
+            return chain, loc, scale, log_prob
+        # Starting from the prior's mode makes the ODE's action a function of the observation.
+        prior = torch.zeros(shape, dtype=observation.dtype, device=observation.device)
+        chain, loc, scale = self.eval_sampler.sample_chain(denoise, prior, observation=observation)
+        # A deterministic transition (scale 0) is a point mass: it contributes 0, not NaN.
+        stochastic = scale > 0
+        safe_scale = torch.where(stochastic, scale, torch.ones_like(scale))
+        z = (chain[..., 1:, :] - loc) / safe_scale
+        density = -0.5 * z.square() - safe_scale.log() - 0.5 * math.log(2 * math.pi)
+        log_prob = torch.where(stochastic, density, torch.zeros_like(density)).sum(-1)
+        return chain, loc, scale, log_prob
+
+    def _transitions(
+        self, observation: torch.Tensor, chain: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        # Teacher forcing: the K steps become a leading batch dim, so one denoiser call scores
+        # them all and the agent dim of per-agent networks stays second to last.
+        samples = chain[..., :-1, :].movedim(-2, 0)
+        step = self.steps.view(-1, *([1] * (samples.dim() - 2)))
+        timestep = self.sampler.timesteps[step]
+        denoised = self.denoiser(observation, samples, timestep)
+        loc, scale = self.sampler.transition(denoised, step, samples)
+        scale = self._learned_scale(scale, step)
+        return loc.movedim(0, -2), scale.movedim(0, -2)

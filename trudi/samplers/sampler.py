@@ -1,0 +1,239 @@
+"""The sampler protocol shared by every trudi sampler.
+
+A sampler turns a denoiser's output into one Gaussian transition of the reverse chain. It is
+stateless: every call takes the (batched) chain step index ``step`` and the current sample
+explicitly, so one sampler runs many chains at once and re-scores recorded chains inside a loss.
+
+Chain step ``j`` (0 … K−1) maps ``chain[..., j, :]`` to ``chain[..., j + 1, :]``;
+``chain[..., 0, :]`` is the prior sample x_K and ``chain[..., K, :]`` is x_0 (DESIGN §3). The
+denoiser is queried at the *training* timestep :attr:`Sampler.timesteps` ``[j]``, which differs
+from ``K − j`` when a sampler skips steps (DDIM with fewer steps than training).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from trudi.samplers.schedules import NoiseSchedule
+
+__all__ = ["Chain", "Denoise", "Sampler", "ScaleFn", "ScheduledSampler"]
+
+Denoise = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+"""``denoise(sample [*N, A], timestep) -> output [*N, A]``; the timestep broadcasts to ``*N``."""
+
+ScaleFn = Callable[[torch.Tensor, int], torch.Tensor]
+"""``scale_fn(scale [*N, A], step) -> scale [*N, A]``: a hook to adjust the sampling scale."""
+
+_PREDICTIONS = ("epsilon", "sample")
+
+
+class Chain(NamedTuple):
+    """A sampled chain and its transitions.
+
+    Attributes:
+        chain: ``[*B, K + 1, A]``, x_K … x_0.
+        loc: ``[*B, K, A]``, the mean of each transition.
+        scale: ``[*B, K, A]``, the standard deviation of each transition.
+    """
+
+    chain: torch.Tensor
+    loc: torch.Tensor
+    scale: torch.Tensor
+
+
+class Sampler(nn.Module):
+    """Base class of all samplers.
+
+    Subclasses implement :meth:`transition` and expose ``num_steps`` (K), ``timesteps`` (``[K]``,
+    the denoiser's training timestep of each chain step), ``min_std`` (the scale floor when
+    sampling) and ``min_score_std`` (the floor when re-scoring). :meth:`step` and
+    :meth:`sample_chain` follow from :meth:`transition`.
+    """
+
+    num_steps: int
+    timesteps: torch.Tensor
+    min_std: float
+    min_score_std: float
+
+    def transition(
+        self,
+        denoised: torch.Tensor,
+        step: int | torch.Tensor,
+        sample: torch.Tensor,
+        *,
+        sampling: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The Gaussian transition of chain step ``step`` from ``sample``.
+
+        Args:
+            denoised: the denoiser's output at ``sample``, ``[*N, A]``.
+            step: chain step index in [0, K), an int or a long tensor broadcastable to ``*N``.
+            sample: the current sample ``chain[..., step, :]``, ``[*N, A]``.
+            sampling: floor the scale at ``min_std`` (sampling) instead of ``min_score_std``.
+
+        Returns:
+            ``(loc, scale)``, both ``[*N, A]``.
+        """
+        raise NotImplementedError
+
+    def step(
+        self,
+        denoised: torch.Tensor,
+        step: int | torch.Tensor,
+        sample: torch.Tensor,
+        noise: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One sampling step: ``(loc, scale, next_sample)`` with ``next = loc + scale · noise``.
+
+        ``noise`` (``[*N, A]``, standard normal) is drawn when not given.
+        """
+        loc, scale = self.transition(denoised, step, sample, sampling=True)
+        if noise is None:
+            noise = torch.randn_like(loc)
+        return loc, scale, loc + scale * noise
+
+    def sample_chain(
+        self,
+        denoise: Denoise,
+        prior: torch.Tensor,
+        *,
+        observation: torch.Tensor | None = None,
+        scale_fn: ScaleFn | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Chain:
+        """Run the whole chain from the prior sample x_K.
+
+        Loops over the K steps only; every step is batched over ``*B``.
+
+        Args:
+            denoise: the denoiser, conditioned on the observation (it must broadcast the
+                observation over extra leading dimensions of ``sample``).
+            prior: x_K, ``[*B, A]``.
+            observation: passed to samplers that score chains (best-of-K); unused otherwise.
+            scale_fn: optional adjustment of each step's sampling scale (a learned factor).
+            generator: random generator for the transition noise.
+
+        Returns:
+            the :class:`Chain`, ``chain`` ``[*B, K + 1, A]``, ``loc`` and ``scale`` ``[*B, K, A]``.
+        """
+        noise = torch.randn(
+            (self.num_steps, *prior.shape),
+            dtype=prior.dtype,
+            device=prior.device,
+            generator=generator,
+        )
+        sample = prior
+        samples, locs, scales = [prior], [], []
+        for j in range(self.num_steps):
+            denoised = denoise(sample, self.timesteps[j])
+            loc, scale = self.transition(denoised, j, sample, sampling=True)
+            if scale_fn is not None:
+                scale = scale_fn(scale, j)
+            sample = loc + scale * noise[j]
+            samples.append(sample)
+            locs.append(loc)
+            scales.append(scale)
+        return Chain(torch.stack(samples, -2), torch.stack(locs, -2), torch.stack(scales, -2))
+
+
+class ScheduledSampler(Sampler):
+    """A sampler whose transitions are affine in (x0-estimate, sample) with tabulated coefficients.
+
+    Transition j, from training timestep t = ``timesteps[j]`` to s = the next one (0 after the
+    last), first estimates x0 from the denoiser's output (``prediction="epsilon"``:
+    x0 = (x_t − sqrt(1 − ᾱ_t) ε)/sqrt(ᾱ_t); ``"sample"``: the output is x0), clamps it to
+    ``[-clip_sample, clip_sample]``, then returns ``loc = a_j x0 + b_j x_t`` and ``scale = σ_j``
+    floored at the minimum std. Subclasses give the path of timesteps and the coefficients.
+
+    Args:
+        schedule: the noise schedule the denoiser is trained with.
+        path: training timesteps visited, descending from T to 0, ``[K + 1]`` (long).
+        prediction: ``"epsilon"`` or ``"sample"`` (x0).
+        clip_sample: clamp range of the x0 estimate, or ``None`` for no clamp.
+        min_std: scale floor when sampling (>= 0).
+        min_score_std: scale floor when re-scoring; ``None`` uses ``min_std``, so that re-scoring
+            a recorded chain reproduces its sampled log-probs.
+    """
+
+    def __init__(
+        self,
+        schedule: NoiseSchedule,
+        path: torch.Tensor,
+        *,
+        prediction: str,
+        clip_sample: float | None,
+        min_std: float,
+        min_score_std: float | None,
+    ) -> None:
+        super().__init__()
+        if not isinstance(schedule, NoiseSchedule):
+            raise ValueError(f"schedule must be a NoiseSchedule, got {type(schedule).__name__}.")
+        if prediction not in _PREDICTIONS:
+            raise ValueError(f"prediction must be one of {_PREDICTIONS}, got {prediction!r}.")
+        if clip_sample is not None and not clip_sample > 0:
+            raise ValueError(f"clip_sample must be > 0 or None, got {clip_sample!r}.")
+        if not min_std >= 0:
+            raise ValueError(f"min_std must be >= 0, got {min_std!r}.")
+        if min_score_std is None:
+            min_score_std = min_std
+        if not min_score_std >= 0:
+            raise ValueError(f"min_score_std must be >= 0 or None, got {min_score_std!r}.")
+        self.schedule = schedule
+        self.prediction = prediction
+        self.clip_sample = clip_sample
+        self.min_std = float(min_std)
+        self.min_score_std = float(min_score_std)
+        self.num_steps = len(path) - 1
+
+        alphas_cumprod = schedule.alphas_cumprod()
+        ab_t, ab_s = alphas_cumprod[path[:-1]], alphas_cumprod[path[1:]]
+        coef_x0, coef_sample, std = self._coefficients(ab_t, ab_s)
+        tables = {
+            "timesteps": path[:-1].long(),
+            "sqrt_ab": ab_t.sqrt().float(),
+            "sqrt_one_minus_ab": (1.0 - ab_t).sqrt().float(),
+            "coef_x0": coef_x0.float(),
+            "coef_sample": coef_sample.float(),
+            "std": std.float(),
+        }
+        for name, table in tables.items():
+            self.register_buffer(name, table, persistent=False)
+
+    def _coefficients(
+        self, ab_t: torch.Tensor, ab_s: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(a, b, σ)`` per step from ᾱ at the current (t) and next (s) timesteps, ``[K]``."""
+        raise NotImplementedError
+
+    def transition(
+        self,
+        denoised: torch.Tensor,
+        step: int | torch.Tensor,
+        sample: torch.Tensor,
+        *,
+        sampling: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        def at_step(table: torch.Tensor) -> torch.Tensor:
+            return table[step].to(sample.dtype).unsqueeze(-1)
+
+        if self.prediction == "epsilon":
+            x0 = (sample - at_step(self.sqrt_one_minus_ab) * denoised) / at_step(self.sqrt_ab)
+        else:
+            x0 = denoised
+        if self.clip_sample is not None:
+            x0 = x0.clamp(-self.clip_sample, self.clip_sample)
+        loc = at_step(self.coef_x0) * x0 + at_step(self.coef_sample) * sample
+        floor = self.min_std if sampling else self.min_score_std
+        scale = at_step(self.std).clamp_min(floor).expand_as(loc)
+        return loc, scale
+
+    def extra_repr(self) -> str:
+        return (
+            f"schedule={self.schedule}, num_steps={self.num_steps}, "
+            f"prediction={self.prediction!r}, clip_sample={self.clip_sample}, "
+            f"min_std={self.min_std}, min_score_std={self.min_score_std}"
+        )
