@@ -1,0 +1,151 @@
+"""TruDiLoss: the shared loss contract, the trust region under training, and TRPL with K = 1."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.distributions import Normal
+from torchrl.objectives import ClipPPOLoss
+
+from tests.learners.loss_contract import (
+    LossContract,
+    collect,
+    make_critic,
+    make_diffusion_policy,
+    make_gaussian_policy,
+    with_advantage,
+)
+from trudi.constraints import TrajectoryKLProjection, trajectory_kl
+from trudi.learners import TruDiLoss
+
+
+class TestTruDiLoss(LossContract):
+    loss_names = ("loss_objective", "loss_trust_region", "loss_critic", "loss_entropy")
+    actor_loss_names = ("loss_objective", "loss_trust_region", "loss_entropy")
+
+    def make_loss(self, policy, critic, **kwargs):
+        return TruDiLoss(policy, critic, TrajectoryKLProjection(0.05, 0.01), **kwargs)
+
+
+def test_diagnostics_are_detached_scalars():
+    policy = make_diffusion_policy()
+    out = TruDiLoss(policy, make_critic(), TrajectoryKLProjection(0.05, 0.01))(
+        with_advantage(collect(policy))
+    )
+    for name in (
+        "kl_trajectory_before",
+        "kl_trajectory_after",
+        "frac_projected",
+        "max_multiplier",
+        "ratio_mean",
+        "ratio_min",
+        "ratio_max",
+        "explained_variance",
+        "entropy",
+    ):
+        assert out[name].dim() == 0 and not out[name].requires_grad, name
+
+
+def projected_parts(loss, policy, td):
+    """Per-chain (mean, cov) KL parts of the projected transitions to the behaviour ones."""
+    with torch.no_grad():
+        dist = policy.get_dist(td)
+        loc, scale = loss.projection(
+            dist.loc, dist.scale, td["diffusion", "loc"], td["diffusion", "scale"]
+        )
+        return trajectory_kl(loc, scale, td["diffusion", "loc"], td["diffusion", "scale"]), dist
+
+
+@pytest.mark.parametrize("mean_bound", [0.05, 1e9])
+def test_trust_region_holds_under_large_steps(mean_bound):
+    """Many large Adam steps on one batch: the projected policy stays within the bounds, while
+    the same surrogate without an effective projection (a huge bound) leaves them."""
+    policy = make_diffusion_policy(num_steps=4)
+    td = with_advantage(collect(policy, batch=(64,)))
+    loss = TruDiLoss(
+        policy,
+        make_critic(),
+        TrajectoryKLProjection(mean_bound, 0.01 if mean_bound < 1 else 1e9),
+        entropy_coeff=0.0,
+        critic_coeff=0.0,
+        trust_region_coeff=0.0,
+    )
+    optimizer = torch.optim.Adam(policy.parameters(), lr=3e-2)
+    max_mean = max_cov = 0.0
+    for _ in range(40):
+        out = loss(td)
+        optimizer.zero_grad()
+        out["loss_objective"].backward()
+        optimizer.step()
+        (mean_part, cov_part), _ = projected_parts(loss, policy, td)
+        max_mean, max_cov = (
+            max(max_mean, mean_part.max().item()),
+            max(max_cov, cov_part.max().item()),
+        )
+    if mean_bound < 1:
+        assert max_mean <= 0.05 * (1 + 1e-3) and max_cov <= 0.01 * (1 + 1e-3)
+    else:
+        assert max_mean > 0.05 * 10
+
+
+def test_gaussian_k1_matches_hand_computed_trpl():
+    """K = 1 with a Gaussian head and the W2 layer is TRPL's loss (Otto et al. 2021)."""
+    policy = make_gaussian_policy()
+    td = with_advantage(collect(policy, batch=(5,)))
+    eps_mean, eps_cov, alpha = 0.02, 0.001, 2.0
+    loss = TruDiLoss(
+        policy,
+        make_critic(),
+        TrajectoryKLProjection(eps_mean, eps_cov, divergence="w2"),
+        trust_region_coeff=alpha,
+        entropy_coeff=0.0,
+    )
+    action_chain = td["diffusion", "chain"][:, 1]
+    old_mu, old_sigma = td["diffusion", "loc"][:, 0], td["diffusion", "scale"][:, 0]
+    # Move the network away from the behaviour so that both bounds are active.
+    with torch.no_grad():
+        for p in policy.parameters():
+            p.add_(0.3)
+    out = loss(td)
+    dist = policy.get_dist(td)
+    mu, sigma = dist.loc[:, 0], dist.scale[:, 0]
+    m = (((mu - old_mu) / old_sigma) ** 2).sum(-1, keepdim=True)
+    c = ((1 - sigma / old_sigma) ** 2).sum(-1, keepdim=True)
+    assert (m > eps_mean).any() and (c > eps_cov).any()
+    mu_t = old_mu + (mu - old_mu) * torch.where(m > eps_mean, (eps_mean / m).sqrt(), 1.0)
+    sigma_t = old_sigma + (sigma - old_sigma) * torch.where(c > eps_cov, (eps_cov / c).sqrt(), 1.0)
+    ratio = (
+        Normal(mu_t, sigma_t).log_prob(action_chain).sum(-1)
+        - Normal(old_mu, old_sigma).log_prob(action_chain).sum(-1)
+    ).exp()
+    objective = -(ratio * td["advantage"][:, 0]).mean()
+    trust_region = (
+        alpha
+        * (
+            (((mu - mu_t.detach()) / sigma_t.detach()) ** 2).sum(-1)
+            + ((1 - sigma / sigma_t.detach()) ** 2).sum(-1)
+        ).mean()
+    )
+    torch.testing.assert_close(out["loss_objective"], objective)
+    torch.testing.assert_close(out["loss_trust_region"], trust_region)
+
+
+def test_gaussian_ppo_baseline_is_torchrl_clip_ppo():
+    """Plain PPO needs no new class: TorchRL's ClipPPOLoss takes the GaussianPolicy."""
+    policy = make_gaussian_policy()
+    td = with_advantage(collect(policy))
+    loss = ClipPPOLoss(policy, make_critic())
+    loss.set_keys(action=("diffusion", "chain"), sample_log_prob=("diffusion", "chain_log_prob"))
+    out = loss(td)
+    out["loss_objective"].backward()
+    assert all(p.grad is not None for p in policy.parameters())
+
+
+def test_bad_arguments():
+    policy = make_diffusion_policy()
+    with pytest.raises(ValueError, match="projection"):
+        TruDiLoss(policy, make_critic(), None)
+    with pytest.raises(ValueError, match="trust_region_coeff"):
+        TruDiLoss(policy, make_critic(), TrajectoryKLProjection(0.1), trust_region_coeff=-1.0)
+    with pytest.raises(ValueError, match="actor_network"):
+        TruDiLoss(torch.nn.Linear(2, 2), make_critic(), TrajectoryKLProjection(0.1))
