@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch.distributions import Normal
 
 from trudi.policies import ChainNormal
@@ -70,3 +72,22 @@ def test_sampling_is_not_provided():
 def test_bad_input_raises(make, match):
     with pytest.raises(ValueError, match=match):
         make(*_random_chain_params())
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    batch_shape=st.lists(st.integers(1, 3), max_size=3),
+    num_steps=st.integers(1, 4),
+    action_dim=st.integers(1, 4),
+    seed=st.integers(0, 2**16),
+)
+def test_log_prob_matches_torch_normal_for_any_shape(batch_shape, num_steps, action_dim, seed):
+    generator = torch.Generator().manual_seed(seed)
+    shape = (*batch_shape, num_steps, action_dim)
+    loc = torch.randn(shape, generator=generator, dtype=torch.float64)
+    scale = torch.rand(shape, generator=generator, dtype=torch.float64) * 2 + 1e-3
+    chain = torch.randn(
+        (*batch_shape, num_steps + 1, action_dim), generator=generator, dtype=torch.float64
+    )
+    expected = Normal(loc, scale).log_prob(chain[..., 1:, :]).sum(-1)
+    torch.testing.assert_close(ChainNormal(loc, scale).log_prob(chain), expected)

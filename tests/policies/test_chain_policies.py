@@ -40,7 +40,7 @@ POLICIES = {
         _denoiser(3, n_agents=2), AncestralSampler(CosineSchedule(3)), action_spec=SPEC
     ),
     "gaussian": lambda: GaussianPolicy(torch.nn.Linear(OBS, A), A, action_spec=SPEC),
-    "gaussian-fixed-std-per-agent-batch": lambda: GaussianPolicy(
+    "gaussian-fixed-std": lambda: GaussianPolicy(
         torch.nn.Linear(OBS, A), A, init_std=0.5, learn_scale=False
     ),
 }

@@ -54,7 +54,10 @@ def test_collector_gae_clip_ppo(make_policy):
 
     GAE(gamma=0.99, lmbda=0.95, value_network=critic)(data)
     loss = ClipPPOLoss(policy, critic, entropy_coeff=0.01)
-    # ClipPPOLoss reads the keys from policy.dist_sample_keys / log_prob_keys; spelled out:
+    # ClipPPOLoss picks its keys from policy.dist_sample_keys / log_prob_keys ...
+    assert loss.tensor_keys.action == keys.chain
+    assert loss.tensor_keys.sample_log_prob == keys.log_prob
+    # ... which is the same as setting them by hand:
     loss.set_keys(action=keys.chain, sample_log_prob=keys.log_prob)
     before = data.clone()
     losses = loss(data)

@@ -118,3 +118,14 @@ def test_best_of_k_keeps_the_best_scoring_candidate():
     best = value.argmax(0)
     torch.testing.assert_close(kept.chain, candidates[best, torch.arange(32)])
     assert (kept.chain[..., -1, 0] >= candidates[..., -1, 0].max(0).values - 1e-6).all()
+
+
+def test_best_of_k_over_the_ode_keeps_the_most_likely_prior():
+    ode = DDIMSampler(CosineSchedule(5), eta=0.0)
+    best_of = BestOfKSampler(ode, num_candidates=6)
+    torch.manual_seed(0)
+    prior = torch.randn(16, 2)
+    kept = best_of.sample_chain(lambda x, t: 0.2 * x, prior)
+    assert torch.isfinite(kept.chain).all()
+    # The given prior is one of the candidates, so the kept prior is at least as likely.
+    assert (kept.chain[:, 0].norm(dim=-1) <= prior.norm(dim=-1) + 1e-6).all()

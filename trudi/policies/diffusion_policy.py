@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import math
 
 import torch
 from tensordict.nn import InteractionType
@@ -13,7 +12,7 @@ from torchrl.data import TensorSpec
 
 from trudi.policies.chain_normal import ChainNormal
 from trudi.policies.chain_policy import ChainPolicy
-from trudi.samplers import DDIMSampler, Sampler, ScheduledSampler
+from trudi.samplers import DDIMSampler, Sampler, ScheduledSampler, transition_log_prob
 
 __all__ = ["DiffusionPolicy"]
 
@@ -176,13 +175,7 @@ class DiffusionPolicy(ChainPolicy):
         # Starting from the prior's mode makes the ODE's action a function of the observation.
         prior = torch.zeros(shape, dtype=observation.dtype, device=observation.device)
         chain, loc, scale = self.eval_sampler.sample_chain(denoise, prior, observation=observation)
-        # A deterministic transition (scale 0) is a point mass: it contributes 0, not NaN.
-        stochastic = scale > 0
-        safe_scale = torch.where(stochastic, scale, torch.ones_like(scale))
-        z = (chain[..., 1:, :] - loc) / safe_scale
-        density = -0.5 * z.square() - safe_scale.log() - 0.5 * math.log(2 * math.pi)
-        log_prob = torch.where(stochastic, density, torch.zeros_like(density)).sum(-1)
-        return chain, loc, scale, log_prob
+        return chain, loc, scale, transition_log_prob(chain, loc, scale)
 
     def _transitions(
         self, observation: torch.Tensor, chain: torch.Tensor

@@ -11,6 +11,11 @@ __all__ = ["ActionSquash"]
 _MODES = ("clip", "tanh", "none")
 
 
+def _finite(bound: torch.Tensor) -> bool:
+    # TorchRL's Unbounded specs store the dtype's extreme values rather than infinities.
+    return bool((bound.abs() < torch.finfo(bound.dtype).max).all())
+
+
 class ActionSquash(nn.Module):
     """``action = low + (u + 1)/2 · (high − low)`` with ``u = clamp(x_0, −1, 1)`` or ``tanh(x_0)``.
 
@@ -37,12 +42,13 @@ class ActionSquash(nn.Module):
         low, high = torch.tensor(-1.0), torch.tensor(1.0)
         if action_spec is not None and mode != "none":
             space = getattr(action_spec, "space", None)
-            if getattr(space, "low", None) is None or getattr(space, "high", None) is None:
+            low, high = getattr(space, "low", None), getattr(space, "high", None)
+            if low is None or high is None or not (_finite(low) and _finite(high)):
                 raise ValueError(
-                    f"squash={mode!r} needs a bounded action_spec (with space.low/high), got "
+                    f"squash={mode!r} needs a bounded action_spec (finite space.low/high), got "
                     f"{type(action_spec).__name__}; pass squash='none' for unbounded actions."
                 )
-            low, high = space.low.float(), space.high.float()
+            low, high = low.float(), high.float()
         self.register_buffer("low", low, persistent=False)
         self.register_buffer("high", high, persistent=False)
 

@@ -9,7 +9,7 @@ re-scores recorded chains inside a loss.
 from trudi.samplers.ancestral import AncestralSampler
 from trudi.samplers.best_of_k import BestOfKSampler, chain_log_likelihood
 from trudi.samplers.ddim import DDIMSampler
-from trudi.samplers.sampler import Chain, Sampler, ScheduledSampler
+from trudi.samplers.sampler import Chain, Sampler, ScheduledSampler, transition_log_prob
 from trudi.samplers.schedules import CosineSchedule, LinearSchedule, NoiseSchedule, SigmoidSchedule
 
 __all__ = [
@@ -24,4 +24,5 @@ __all__ = [
     "ScheduledSampler",
     "SigmoidSchedule",
     "chain_log_likelihood",
+    "transition_log_prob",
 ]

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import torch
 
-from trudi.samplers.sampler import Chain, Denoise, Sampler, ScaleFn
+from trudi.samplers.sampler import Chain, Denoise, Sampler, ScaleFn, transition_log_prob
 
 __all__ = ["BestOfKSampler", "ChainScore", "chain_log_likelihood"]
 
@@ -23,13 +23,15 @@ def chain_log_likelihood(
     scale: torch.Tensor,
     observation: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """The chain's log-likelihood Σ_k log N(chain[k+1]; loc[k], scale[k]²), ``[*N]``.
+    """The chain's joint log-likelihood log N(x_K; 0, I) + Σ_j log N(x_{j+1}; loc_j, scale_j²).
 
-    The default score of :class:`BestOfKSampler`; ``observation`` is unused.
+    Returns ``[*N]``. Zero-scale (deterministic) transitions contribute 0, so for the ODE the
+    score is the prior sample's likelihood. The default score of :class:`BestOfKSampler`;
+    ``observation`` is unused.
     """
-    z = (chain[..., 1:, :] - loc) / scale
-    log_density = -0.5 * z.square() - scale.log() - 0.5 * math.log(2 * math.pi)
-    return log_density.sum((-2, -1))
+    prior = chain[..., 0, :]
+    prior_log_prob = (-0.5 * prior.square() - 0.5 * math.log(2 * math.pi)).sum(-1)
+    return prior_log_prob + transition_log_prob(chain, loc, scale).sum(-1)
 
 
 class BestOfKSampler(Sampler):

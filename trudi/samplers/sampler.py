@@ -12,6 +12,7 @@ from ``K − j`` when a sampler skips steps (DDIM with fewer steps than training
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -20,7 +21,7 @@ from torch import nn
 
 from trudi.samplers.schedules import NoiseSchedule
 
-__all__ = ["Chain", "Denoise", "Sampler", "ScaleFn", "ScheduledSampler"]
+__all__ = ["Chain", "Denoise", "Sampler", "ScaleFn", "ScheduledSampler", "transition_log_prob"]
 
 Denoise = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """``denoise(sample [*N, A], timestep) -> output [*N, A]``; the timestep broadcasts to ``*N``."""
@@ -29,6 +30,21 @@ ScaleFn = Callable[[torch.Tensor, int], torch.Tensor]
 """``scale_fn(scale [*N, A], step) -> scale [*N, A]``: a hook to adjust the sampling scale."""
 
 _PREDICTIONS = ("epsilon", "sample")
+
+
+def transition_log_prob(
+    chain: torch.Tensor, loc: torch.Tensor, scale: torch.Tensor
+) -> torch.Tensor:
+    """log N(chain[..., j+1, :]; loc[..., j, :], scale[..., j, :]²) summed over A, ``[*B, K]``.
+
+    A transition with scale 0 (the deterministic ODE) is a point mass; it contributes 0 rather
+    than NaN, so chains that mix deterministic and stochastic steps can still be scored.
+    """
+    stochastic = scale > 0
+    safe_scale = torch.where(stochastic, scale, torch.ones_like(scale))
+    z = (chain[..., 1:, :] - loc) / safe_scale
+    density = -0.5 * z.square() - safe_scale.log() - 0.5 * math.log(2 * math.pi)
+    return torch.where(stochastic, density, torch.zeros_like(density)).sum(-1)
 
 
 class Chain(NamedTuple):

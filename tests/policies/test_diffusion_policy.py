@@ -1,0 +1,134 @@
+"""DiffusionPolicy specifics: one denoiser call per re-scoring, eval sampler, agents, arguments."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from tensordict import TensorDict
+from tensordict.nn import InteractionType, set_interaction_type
+from torchrl.data import Bounded, Unbounded
+
+from trudi.policies import DenoiserMLP, DiffusionPolicy
+from trudi.samplers import AncestralSampler, BestOfKSampler, CosineSchedule, DDIMSampler
+
+OBS, A, K = 4, 2, 5
+
+
+def _policy(**kwargs) -> DiffusionPolicy:
+    torch.manual_seed(0)
+    denoiser = kwargs.pop("denoiser", DenoiserMLP(OBS, A, K, hidden_dim=16, num_blocks=1))
+    sampler = kwargs.pop("sampler", AncestralSampler(CosineSchedule(K)))
+    return DiffusionPolicy(denoiser, sampler, **kwargs)
+
+
+def _td(batch_shape=(6,)) -> TensorDict:
+    return TensorDict({"observation": torch.randn(*batch_shape, OBS)}, batch_size=batch_shape)
+
+
+def test_get_dist_calls_the_denoiser_once():
+    policy = _policy()
+    with set_interaction_type(InteractionType.RANDOM):
+        td = policy(_td())
+    calls = []
+    policy.denoiser.register_forward_hook(lambda module, args, output: calls.append(output.shape))
+    policy.get_dist(td)
+    assert calls == [torch.Size([K, 6, A])]
+
+
+def test_default_eval_sampler_is_the_probability_flow_ode():
+    policy = _policy()
+    assert isinstance(policy.eval_sampler, DDIMSampler) and policy.eval_sampler.eta == 0.0
+    td = policy(_td())  # the default interaction type is DETERMINISTIC, as in tensordict
+    assert (td["diffusion", "scale"] == 0).all()
+    assert (td["diffusion", "chain_log_prob"] == 0).all()
+
+
+def test_eval_sampler_may_use_fewer_steps():
+    policy = _policy(eval_sampler=DDIMSampler(CosineSchedule(K), num_steps=2))
+    with set_interaction_type(InteractionType.DETERMINISTIC):
+        td = policy(_td())
+    assert td["diffusion", "chain"].shape == (6, 3, A)
+
+
+def test_best_of_k_eval_with_a_critic_score():
+    def critic(chain, loc, scale, observation):
+        return -(chain[..., -1, :] - observation[..., :A]).square().sum(-1)
+
+    best = BestOfKSampler(DDIMSampler(CosineSchedule(K), eta=1.0, min_std=0.1), 8, score=critic)
+    policy = _policy(eval_sampler=best)
+    td = _td()
+    with set_interaction_type(InteractionType.DETERMINISTIC):
+        policy(td)
+    assert td["diffusion", "chain"].shape == (6, K + 1, A)
+
+
+@pytest.mark.parametrize("n_agents", [None, 3])
+def test_agent_dimension(n_agents):
+    denoiser = DenoiserMLP(OBS, A, K, hidden_dim=16, num_blocks=1, n_agents=n_agents)
+    policy = _policy(denoiser=denoiser)
+    td = _td(batch_shape=(2, 5, 3))
+    with set_interaction_type(InteractionType.RANDOM):
+        policy(td)
+    assert td["diffusion", "chain"].shape == (2, 5, 3, K + 1, A)
+    dist = policy.get_dist(td)
+    torch.testing.assert_close(
+        dist.log_prob(td["diffusion", "chain"]), td["diffusion", "chain_log_prob"]
+    )
+
+
+def test_per_agent_parameters_differ_between_agents():
+    denoiser = DenoiserMLP(OBS, A, K, hidden_dim=16, num_blocks=1, n_agents=2)
+    same_input = torch.randn(1, OBS).expand(2, OBS)
+    out = denoiser(same_input, torch.zeros(2, A), torch.tensor(3))
+    assert not torch.allclose(out[0], out[1])
+    shared = DenoiserMLP(OBS, A, K, hidden_dim=16, num_blocks=1)
+    out = shared(same_input, torch.zeros(2, A), torch.tensor(3))
+    torch.testing.assert_close(out[0], out[1])
+
+
+def test_learned_scale_is_clamped():
+    policy = _policy(learn_scale=True, min_std=0.05, max_std=0.5)
+    with torch.no_grad():
+        policy.log_scale.fill_(10.0)
+    with set_interaction_type(InteractionType.RANDOM):
+        td = policy(_td())
+    assert (td["diffusion", "scale"] == 0.5).all()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "argument"),
+    [
+        ({"sampler": "ddpm"}, "sampler"),
+        ({"sampler": DDIMSampler(CosineSchedule(K), eta=0.0)}, "min_score_std"),
+        ({"eval_sampler": 3}, "eval_sampler"),
+        ({"eval_sampler": DDIMSampler(CosineSchedule(K + 3))}, "eval_sampler"),
+        ({"denoiser": DenoiserMLP(OBS, A, K - 1, hidden_dim=8)}, "denoiser.num_steps"),
+        ({"min_std": 0.0, "learn_scale": True}, "min_std"),
+        ({"min_std": 0.5, "max_std": 0.1}, "max_std"),
+        ({"squash": "sigmoid"}, "squash"),
+        ({"squash": "tanh", "action_spec": Unbounded(shape=(A,))}, "action_spec"),
+        ({"action_spec": Bounded(-1.0, 1.0, shape=(A + 1,))}, "action_spec"),
+        (
+            {"sampler": BestOfKSampler(AncestralSampler(CosineSchedule(K)), 2)},
+            "eval_sampler",
+        ),
+    ],
+)
+def test_bad_arguments_raise(kwargs, argument):
+    with pytest.raises(ValueError, match=argument):
+        _policy(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "argument"),
+    [
+        ({"observation_dim": 0}, "observation_dim"),
+        ({"num_steps": 0}, "num_steps"),
+        ({"hidden_dim": 2.5}, "hidden_dim"),
+        ({"n_agents": 0}, "n_agents"),
+    ],
+)
+def test_bad_denoiser_arguments_raise(kwargs, argument):
+    arguments = {"observation_dim": OBS, "action_dim": A, "num_steps": K} | kwargs
+    with pytest.raises(ValueError, match=argument):
+        DenoiserMLP(**arguments)

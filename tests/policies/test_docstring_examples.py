@@ -1,0 +1,26 @@
+"""The runnable examples in the public docstrings run."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = [
+    "trudi.policies.chain_normal",
+    "trudi.policies.denoiser",
+    "trudi.policies.diffusion_policy",
+    "trudi.policies.gaussian_policy",
+    "trudi.policies.squash",
+    "trudi.samplers.ancestral",
+    "trudi.samplers.best_of_k",
+    "trudi.samplers.ddim",
+    "trudi.samplers.schedules",
+]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name):
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0
