@@ -16,6 +16,8 @@ learned scales the exact KL(old ‖ new) is logged by :func:`projection_metrics`
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 from typing import NamedTuple
 
 import torch
@@ -34,6 +36,12 @@ from trudi.constraints.validation import (
 )
 
 __all__ = ["Projection", "TrajectoryKLProjection", "project_transitions", "projection_metrics"]
+
+
+@functools.cache
+def triton_available() -> bool:
+    """Whether Triton is installed (the kernels are imported only when first used)."""
+    return importlib.util.find_spec("triton") is not None
 
 
 class Projection(NamedTuple):
@@ -175,9 +183,10 @@ class TrajectoryKLProjection(nn.Module):
         self.backend = backend
         self.solver_iterations = solver_iterations
         self.validate_args = validate_args
-        if backend == "triton":
-            raise NotImplementedError(
-                "backend='triton' is not available yet; use backend='auto' or 'torch'"
+        if backend == "triton" and not triton_available():
+            raise ImportError(
+                "backend='triton' needs the triton package (pip install triton, or trudi[dev]); "
+                "use backend='auto' or 'torch' for the torch reference"
             )
 
     def extra_repr(self) -> str:
@@ -191,7 +200,12 @@ class TrajectoryKLProjection(nn.Module):
         check_transitions(loc, scale, old_loc, old_scale)
         if self.validate_args:
             check_scales_positive(scale=scale, old_scale=old_scale)
-        return project_transitions(
+        project = project_transitions
+        if self.backend == "triton" or (
+            self.backend == "auto" and loc.is_cuda and triton_available()
+        ):
+            from trudi.constraints.triton import project_transitions as project
+        return project(
             loc,
             scale,
             old_loc,
