@@ -17,9 +17,9 @@ if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 pytest.importorskip("triton")
 
-from tests.constraints.projection_contract import make_transitions  # noqa: E402
-from trudi.constraints import gaussian_kl  # noqa: E402
-from trudi.constraints import triton as triton_kernels  # noqa: E402
+from tests.constraints.projection_contract import make_transitions
+from trudi.constraints import gaussian_kl
+from trudi.constraints import triton as triton_kernels
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 # The interpreter evaluates discarded branches in numpy (inf/NaN there, as in the reference's
@@ -41,7 +41,9 @@ def parts_and_grads(fn, inputs):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("shape", [(3, 1, 1), (5, 10, 17), (2, 3, 4, 21), (33, 2, 5)], ids=str)
 def test_matches_reference(shape, dtype):
-    inputs = [x.to(DEVICE, dtype) for x in make_transitions(len(shape), shape, torch.float64, **MODERATE)]
+    inputs = [
+        x.to(DEVICE, dtype) for x in make_transitions(len(shape), shape, torch.float64, **MODERATE)
+    ]
     ours, our_grads = parts_and_grads(triton_kernels.gaussian_kl, inputs)
     ref, ref_grads = parts_and_grads(gaussian_kl, [x.float() for x in inputs])
     rtol = 1e-5 if dtype == torch.float32 else 1e-2
@@ -80,6 +82,8 @@ def test_extreme_inputs_finite(dtype):
     scale = old_scale * torch.tensor([1e3, 1e-3, 1.0, 1e-3, 1e3]).to(DEVICE, dtype)
     loc = torch.tensor([1e3, 1e3, 0.0, -1e3, -1e-3]).expand(4, 3, 5).to(DEVICE, dtype)
     old_loc = torch.zeros_like(loc)
-    (mean, cov), grads = parts_and_grads(triton_kernels.gaussian_kl, [loc, scale, old_loc, old_scale])
+    (mean, cov), grads = parts_and_grads(
+        triton_kernels.gaussian_kl, [loc, scale, old_loc, old_scale]
+    )
     assert torch.isfinite(mean).all() and torch.isfinite(cov).all()
     assert all(torch.isfinite(g).all() for g in grads)

@@ -20,15 +20,17 @@ if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 pytest.importorskip("triton")
 
-from tests.constraints.projection_contract import (  # noqa: E402
+from triton.runtime.interpreter import InterpretedFunction
+
+from tests.constraints.projection_contract import (
     MODES,
     ProjectionContract,
     make_transitions,
 )
-from trudi.constraints import TrajectoryKLProjection, project_transitions  # noqa: E402
-from trudi.constraints import projection as projection_module  # noqa: E402
-from trudi.constraints import triton as triton_kernels  # noqa: E402
-from trudi.constraints.divergences import DIVERGENCES, cov_terms  # noqa: E402
+from trudi.constraints import TrajectoryKLProjection, project_transitions
+from trudi.constraints import projection as projection_module
+from trudi.constraints import triton as triton_kernels
+from trudi.constraints.divergences import DIVERGENCES, cov_terms
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 # The interpreter evaluates discarded branches in numpy (inf/NaN there, as in the reference's
@@ -38,6 +40,12 @@ TOLERANCES = {torch.float32: 1e-5, torch.bfloat16: 1e-2, torch.float64: 1e-10}
 
 
 class _TritonContract(ProjectionContract):
+    # The contract's tensors are on the CPU: it runs where the kernels are interpreted (no CUDA);
+    # on CUDA the tests below check the compiled kernels against the reference instead.
+    pytestmark = pytest.mark.skipif(
+        not isinstance(triton_kernels.projection._projection_fwd_kernel, InterpretedFunction),
+        reason="the projection contract runs on CPU tensors, under the Triton interpreter",
+    )
     backend = "triton"
 
     @pytest.mark.parametrize("mode", MODES)
@@ -209,9 +217,51 @@ def test_missing_triton_fails_only_when_asked_for(monkeypatch):
 def test_rejects_what_it_cannot_run():
     loc, scale, old_loc, old_scale = make_transitions(0, (2, 3, 4), torch.float32)
     with pytest.raises(ValueError, match="old_scale must have the dtype of loc"):
-        triton_kernels.project_transitions(
-            loc, scale, old_loc, old_scale.double(), mean_bound=0.1
-        )
+        triton_kernels.project_transitions(loc, scale, old_loc, old_scale.double(), mean_bound=0.1)
     long_row = torch.ones(1, 2, triton_kernels.common.MAX_ROW_LENGTH)
     with pytest.raises(ValueError, match="hold one row in registers"):
         triton_kernels.project_transitions(long_row, long_row, long_row, long_row, mean_bound=0.1)
+
+
+_COMPILED_CHECK = """
+import torch
+from trudi.constraints import project_transitions
+from trudi.constraints import triton as kernels
+g = torch.Generator(device="cuda").manual_seed(0)
+for dtype, rtol in ((torch.float32, 1e-5), (torch.bfloat16, 1e-2)):
+    for divergence in ("kl", "w2", "frobenius"):
+        for mode in ("trajectory", "per_step"):
+            shape = (1000, 10, 21)
+            old_scale = torch.rand(shape, device="cuda", generator=g) + 0.3
+            old_loc = torch.randn(shape, device="cuda", generator=g)
+            loc = old_loc + 0.3 * old_scale * torch.randn(shape, device="cuda", generator=g)
+            scale = old_scale * torch.exp(0.3 * torch.randn(shape, device="cuda", generator=g))
+            inputs = [x.to(dtype) for x in (loc, scale, old_loc, old_scale)]
+            kw = dict(mean_bound=0.05, cov_bound=0.01, divergence=divergence, mode=mode)
+            outs = []
+            for fn in (kernels.project_transitions, project_transitions):
+                leaves = [x.clone().requires_grad_() for x in inputs]
+                p = fn(*leaves, **kw)
+                (p.loc.float().square().sum() + p.scale.float().sum()).backward()
+                outs.append([p.loc, p.scale, *(x.grad for x in leaves)])
+            magnitude = max(x.abs().max().item() for x in outs[1][2:])
+            for a, b in zip(*outs):
+                torch.testing.assert_close(a, b, rtol=2 * rtol, atol=2 * rtol * magnitude)
+print("ok")
+"""
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="compiled kernels need CUDA")
+def test_compiled_kernels_match_reference_on_cuda():
+    """The compiled (not interpreted) kernels, in a fresh process without TRITON_INTERPRET."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    root = Path(__file__).resolve().parents[2]
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
+    done = subprocess.run(
+        [sys.executable, "-c", _COMPILED_CHECK], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0 and "ok" in done.stdout, done.stderr[-4000:]

@@ -26,8 +26,8 @@ from torch import Tensor
 from trudi.constraints.kl_cov_projection import _T_HIGH, _T_LOW
 from trudi.constraints.projection import Projection, _row_dims
 from trudi.constraints.triton.common import (
-    check_launchable,
     _log1p,
+    check_launchable,
     compute_dtype,
     log_ratio_penalty,
     split_float,
@@ -123,7 +123,11 @@ def _projection_fwd_kernel(
             cov_term = 0.5 * tl.sum(tl.where(mask, log_ratio_penalty(u0), 0.0), axis=1)
             active = cov_term > cov_bound
             old_precision = 1.0 / (old_scale * old_scale)
-            gap = (old_scale - scale) * (old_scale + scale) / ((scale * old_scale) * (scale * old_scale))
+            gap = (
+                (old_scale - scale)
+                * (old_scale + scale)
+                / ((scale * old_scale) * (scale * old_scale))
+            )
             # Start from the large-η asymptote c ≈ ¼ w² Σ (gap/Λ_o)², as the reference.
             rel_gap = (old_scale - scale) * (old_scale + scale) / (scale * scale)
             rel_norm = tl.sum(tl.where(mask, rel_gap * rel_gap, 0.0), axis=1)
@@ -237,7 +241,11 @@ def _projection_bwd_kernel(
             # Implicit-function backward of kl_cov_projection, with its per-row normalisation.
             w = cov_aux[:, None]
             old_precision = 1.0 / (old_scale * old_scale)
-            gap = (old_scale - scale) * (old_scale + scale) / ((scale * old_scale) * (scale * old_scale))
+            gap = (
+                (old_scale - scale)
+                * (old_scale + scale)
+                / ((scale * old_scale) * (scale * old_scale))
+            )
             precision = old_precision + w * gap
             scale_out = 1.0 / tl.sqrt(precision)
             g_precision = -0.5 * g_out * (scale_out * scale_out * scale_out)
