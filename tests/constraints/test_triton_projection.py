@@ -15,12 +15,9 @@ import os
 import pytest
 import torch
 
-if not torch.cuda.is_available():
-    # Triton reads this when the kernels are decorated, i.e. at the first import below.
-    os.environ.setdefault("TRITON_INTERPRET", "1")
+# tests/conftest.py sets TRITON_INTERPRET=1 without CUDA, before anything imports triton.
 pytest.importorskip("triton")
 
-from triton.runtime.interpreter import InterpretedFunction
 
 from tests.constraints.projection_contract import (
     MODES,
@@ -31,6 +28,7 @@ from trudi.constraints import TrajectoryKLProjection, project_transitions
 from trudi.constraints import projection as projection_module
 from trudi.constraints import triton as triton_kernels
 from trudi.constraints.divergences import DIVERGENCES, cov_terms
+from trudi.constraints.triton.common import interpreted
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 # The interpreter evaluates discarded branches in numpy (inf/NaN there, as in the reference's
@@ -43,7 +41,7 @@ class _TritonContract(ProjectionContract):
     # The contract's tensors are on the CPU: it runs where the kernels are interpreted (no CUDA);
     # on CUDA the tests below check the compiled kernels against the reference instead.
     pytestmark = pytest.mark.skipif(
-        not isinstance(triton_kernels.projection._projection_fwd_kernel, InterpretedFunction),
+        not interpreted(triton_kernels.projection._projection_fwd_kernel),
         reason="the projection contract runs on CPU tensors, under the Triton interpreter",
     )
     backend = "triton"

@@ -133,7 +133,9 @@ class TrajectoryKLProjection(nn.Module):
         mode: ``"trajectory"`` bounds the sum over the K steps of each chain (one multiplier per
             chain); ``"per_step"`` bounds every transition.
         backend: ``"auto"`` (Triton kernels on CUDA tensors when available, the torch reference
-            otherwise), ``"torch"`` or ``"triton"``.
+            otherwise), ``"torch"`` or ``"triton"`` (the fused kernels of
+            :mod:`trudi.constraints.triton`; on CPU they need ``TRITON_INTERPRET=1``; ImportError
+            here if Triton is not installed).
         solver_iterations: fixed number of Newton steps of the KL covariance root find.
         validate_args: check that scales are finite and positive (this synchronises with the
             device; switch it off in compiled or latency-critical code).

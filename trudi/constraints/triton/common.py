@@ -18,6 +18,7 @@ __all__ = [
     "MAX_ROW_LENGTH",
     "check_launchable",
     "compute_dtype",
+    "interpreted",
     "log_ratio_penalty",
     "split_float",
     "tile",
@@ -98,9 +99,15 @@ def check_launchable(kernel, row_length: int, **tensors: Tensor) -> None:
             f"the Triton kernels hold one row in registers: a row has {row_length} values, more "
             f"than {MAX_ROW_LENGTH}; use backend='torch' (or mode='per_step')"
         )
-    if first.device.type != "cuda" and not isinstance(kernel, InterpretedFunction):
+    if first.device.type != "cuda" and not interpreted(kernel):
         raise RuntimeError(
             f"backend='triton' on {first.device.type} tensors runs under the Triton interpreter: set "
-            "TRITON_INTERPRET=1 before trudi.constraints.triton is first imported, or use "
-            "backend='auto'/'torch' (the torch reference) off CUDA"
+            "TRITON_INTERPRET=1 before triton is first imported (tensordict and torchrl import it), "
+            "or use backend='auto'/'torch' (the torch reference) off CUDA"
         )
+
+
+def interpreted(kernel) -> bool:
+    """Whether ``kernel`` and Triton's own language functions (decorated when triton is first
+    imported) both run under the interpreter; a mix fails inside the kernel."""
+    return isinstance(kernel, InterpretedFunction) and isinstance(tl.sum, InterpretedFunction)
