@@ -16,6 +16,8 @@ learned scales the exact KL(old ‖ new) is logged by :func:`projection_metrics`
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 from typing import NamedTuple
 
 import torch
@@ -34,6 +36,12 @@ from trudi.constraints.validation import (
 )
 
 __all__ = ["Projection", "TrajectoryKLProjection", "project_transitions", "projection_metrics"]
+
+
+@functools.cache
+def triton_available() -> bool:
+    """Whether Triton is installed (the kernels are imported only when first used)."""
+    return importlib.util.find_spec("triton") is not None
 
 
 class Projection(NamedTuple):
@@ -125,7 +133,9 @@ class TrajectoryKLProjection(nn.Module):
         mode: ``"trajectory"`` bounds the sum over the K steps of each chain (one multiplier per
             chain); ``"per_step"`` bounds every transition.
         backend: ``"auto"`` (Triton kernels on CUDA tensors when available, the torch reference
-            otherwise), ``"torch"`` or ``"triton"``.
+            otherwise), ``"torch"`` or ``"triton"`` (the fused kernels of
+            :mod:`trudi.constraints.triton`; on CPU they need ``TRITON_INTERPRET=1``; ImportError
+            here if Triton is not installed).
         solver_iterations: fixed number of Newton steps of the KL covariance root find.
         validate_args: check that scales are finite and positive (this synchronises with the
             device; switch it off in compiled or latency-critical code).
@@ -175,9 +185,10 @@ class TrajectoryKLProjection(nn.Module):
         self.backend = backend
         self.solver_iterations = solver_iterations
         self.validate_args = validate_args
-        if backend == "triton":
-            raise NotImplementedError(
-                "backend='triton' is not available yet; use backend='auto' or 'torch'"
+        if backend == "triton" and not triton_available():
+            raise ImportError(
+                "backend='triton' needs the triton package (pip install triton, or trudi[dev]); "
+                "use backend='auto' or 'torch' for the torch reference"
             )
 
     def extra_repr(self) -> str:
@@ -191,7 +202,12 @@ class TrajectoryKLProjection(nn.Module):
         check_transitions(loc, scale, old_loc, old_scale)
         if self.validate_args:
             check_scales_positive(scale=scale, old_scale=old_scale)
-        return project_transitions(
+        project = project_transitions
+        if self.backend == "triton" or (
+            self.backend == "auto" and loc.is_cuda and triton_available()
+        ):
+            from trudi.constraints.triton import project_transitions as project
+        return project(
             loc,
             scale,
             old_loc,
