@@ -49,6 +49,12 @@ class ActionSquash(nn.Module):
                     f"{type(action_spec).__name__}; pass squash='none' for unbounded actions."
                 )
             low, high = low.float(), high.float()
+            # A batched env's spec repeats the bounds per env; keep one row so the squash also
+            # serves envs of another batch size (e.g. evaluation envs).
+            if low.dim() > 1 and (low == low[(0,) * (low.dim() - 1)]).all():
+                low = low[(0,) * (low.dim() - 1)]
+            if high.dim() > 1 and (high == high[(0,) * (high.dim() - 1)]).all():
+                high = high[(0,) * (high.dim() - 1)]
         self.register_buffer("low", low, persistent=False)
         self.register_buffer("high", high, persistent=False)
 

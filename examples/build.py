@@ -1,0 +1,135 @@
+"""Build the policy, critic and loss of the training example from its Hydra config.
+
+Every choice here is a plain constructor call of the library (``trudi``) or of TorchRL, so a reader
+can copy the few lines they need into their own code.
+"""
+
+from __future__ import annotations
+
+import torch
+from omegaconf import DictConfig
+from tensordict.nn import TensorDictModule
+from torchrl.envs import EnvBase
+from torchrl.modules import MLP
+from torchrl.objectives import ClipPPOLoss, LossModule
+
+from trudi.constraints import TrajectoryKLProjection
+from trudi.learners import DPPOLoss, TruDiLoss, exponential_clip_schedule
+from trudi.policies import ChainPolicy, DenoiserMLP, DiffusionPolicy, GaussianPolicy
+from trudi.samplers import (
+    AncestralSampler,
+    CosineSchedule,
+    DDIMSampler,
+    LinearSchedule,
+    SigmoidSchedule,
+)
+
+__all__ = ["build_critic", "build_loss", "build_policy"]
+
+_SCHEDULES = {"cosine": CosineSchedule, "linear": LinearSchedule, "sigmoid": SigmoidSchedule}
+
+
+def _dims(env: EnvBase) -> tuple[int, int]:
+    return env.observation_spec["observation"].shape[-1], env.action_spec.shape[-1]
+
+
+def build_policy(cfg: DictConfig, env: EnvBase) -> ChainPolicy:
+    """``cfg.policy`` (diffusion or gaussian) with ``cfg.sampler`` for the diffusion head."""
+    obs_dim, action_dim = _dims(env)
+    p = cfg.policy
+    if p.type == "gaussian":
+        loc_net = MLP(
+            in_features=obs_dim,
+            out_features=action_dim,
+            num_cells=[p.hidden_dim] * p.num_layers,
+            activation_class=torch.nn.Tanh,
+        )
+        return GaussianPolicy(
+            loc_net,
+            action_dim,
+            action_spec=env.action_spec,
+            squash=p.squash,
+            init_std=p.init_std,
+            min_std=p.min_std,
+            max_std=p.max_std,
+            # TorchRL's ClipPPOLoss scores whole chains ([*B]); trudi's losses score steps.
+            trajectory=cfg.algo.loss == "clip_ppo",
+        )
+    if p.type != "diffusion":
+        raise ValueError(f"policy.type must be 'diffusion' or 'gaussian', got {p.type!r}")
+    s = cfg.sampler
+    schedule = _SCHEDULES[s.schedule](p.num_steps)
+    common = {"prediction": s.prediction, "clip_sample": s.clip_sample}
+    if s.type == "ancestral":
+        sampler = AncestralSampler(schedule, min_std=s.min_std, **common)
+    elif s.type == "ddim":
+        sampler = DDIMSampler(schedule, eta=s.eta, min_std=s.min_std, **common)
+    else:
+        raise ValueError(f"sampler.type must be 'ancestral' or 'ddim', got {s.type!r}")
+    eval_sampler = DDIMSampler(schedule, eta=0.0, num_steps=s.eval_steps, **common)
+    denoiser = DenoiserMLP(
+        obs_dim,
+        action_dim,
+        p.num_steps,
+        hidden_dim=p.hidden_dim,
+        num_blocks=p.num_blocks,
+        layer_norm=p.layer_norm,
+    )
+    return DiffusionPolicy(
+        denoiser,
+        sampler,
+        eval_sampler,
+        action_spec=env.action_spec,
+        squash=p.squash,
+        learn_scale=p.learn_scale,
+        min_std=p.min_std,
+        max_std=p.max_std,
+    )
+
+
+def build_critic(cfg: DictConfig, env: EnvBase) -> TensorDictModule:
+    obs_dim, _ = _dims(env)
+    net = MLP(
+        in_features=obs_dim,
+        out_features=1,
+        num_cells=[cfg.critic.hidden_dim] * cfg.critic.num_layers,
+        activation_class=torch.nn.Tanh,
+    )
+    return TensorDictModule(net, in_keys=["observation"], out_keys=["state_value"])
+
+
+def build_loss(cfg: DictConfig, policy: ChainPolicy, critic: TensorDictModule) -> LossModule:
+    """``cfg.algo.loss``: ``trudi`` (TruDi, or TRPL with a Gaussian head), ``dppo`` or
+    ``clip_ppo`` (TorchRL's PPO). Every arm shares the critic loss and advantage normalisation."""
+    a = cfg.algo
+    common = {
+        "entropy_coeff": a.entropy_coeff,
+        "critic_coeff": a.critic_coeff,
+        "loss_critic_type": "l2",
+        "normalize_advantage": True,
+        "functional": False,
+    }
+    if a.loss == "trudi":
+        q = cfg.projection
+        projection = TrajectoryKLProjection(
+            q.mean_bound,
+            q.cov_bound,
+            divergence=q.divergence,
+            mode=q.mode,
+            validate_args=False,
+        )
+        return TruDiLoss(
+            policy, critic, projection, trust_region_coeff=a.trust_region_coeff, **common
+        )
+    if a.loss == "dppo":
+        schedule = exponential_clip_schedule(a.clip_epsilon_first, a.clip_epsilon, policy.num_steps)
+        return DPPOLoss(
+            policy,
+            critic,
+            clip_epsilon=schedule,
+            denoising_discount=a.denoising_discount,
+            **common,
+        )
+    if a.loss == "clip_ppo":
+        return ClipPPOLoss(policy, critic, clip_epsilon=a.clip_epsilon, **common)
+    raise ValueError(f"algo.loss must be 'trudi', 'dppo' or 'clip_ppo', got {a.loss!r}")
