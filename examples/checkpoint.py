@@ -8,7 +8,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 __all__ = ["load_checkpoint", "rng_state", "save_checkpoint", "set_rng_state"]
@@ -38,12 +37,10 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 def rng_state() -> dict[str, Any]:
     return {
         "torch": torch.get_rng_state(),
-        "numpy": np.random.get_state(),
         "python": random.getstate(),
     }
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
     random.setstate(state["python"])

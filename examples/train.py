@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 
 import hydra
-import numpy as np
 import torch
 from build import build_critic, build_loss, build_policy
 from checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -112,7 +111,6 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, float]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
-    np.random.seed(cfg.seed)
     random.seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
 
