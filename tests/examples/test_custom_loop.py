@@ -98,13 +98,15 @@ def test_pendulum_matches_gymnasium():
         assert out.reward.item() == pytest.approx(reward, abs=1e-4)
 
 
+TINY = ["--num-iterations", "2", "--num-envs", "8", "--rollout-steps", "12"]
+TINY += ["--max-episode-steps", "5", "--diffusion-steps", "3", "--hidden-dim", "16"]
+TINY += ["--num-blocks", "1", "--critic-hidden-dim", "16", "--update-epochs", "2"]
+TINY += ["--num-minibatches", "2", "--eval-episodes", "1"]
+
+
 def test_custom_loop_runs_a_few_iterations(capsys):
     torch.set_num_threads(1)
-    tiny = ["--num-iterations", "2", "--num-envs", "8", "--rollout-steps", "12"]
-    tiny += ["--max-episode-steps", "5", "--diffusion-steps", "3", "--hidden-dim", "16"]
-    tiny += ["--num-blocks", "1", "--critic-hidden-dim", "16", "--update-epochs", "2"]
-    tiny += ["--num-minibatches", "2", "--eval-episodes", "1"]
-    metrics = custom_loop.main(tiny)
+    metrics = custom_loop.main(TINY)
     assert capsys.readouterr().out.count("iter ") == 2
     expected = {"episode_return", "mean_reward", "eval_return", "policy_change"}
     expected |= {"kl_trajectory_after", "frac_projected", "explained_variance"}
@@ -118,3 +120,9 @@ def test_args_cover_every_field():
     args = custom_loop.parse_args(["--lr", "0.001", "--device", "cpu"])
     assert args.lr == 0.001 and args.num_envs == custom_loop.Args().num_envs
     assert all(f.metadata["help"] for f in custom_loop.dataclasses.fields(custom_loop.Args))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_custom_loop_runs_on_cuda():
+    metrics = custom_loop.main([*TINY, "--device", "cuda"])
+    assert all(math.isfinite(value) for value in metrics.values()), metrics
