@@ -49,7 +49,7 @@ class Args:
     device: str = arg("cpu", "'cpu', 'cuda', 'cuda:1', …: where the env, networks and data live")
     num_iterations: int = arg(30, "collect-then-update iterations")
     # Environment and rollout
-    num_envs: int = arg(128, "N, parallel envs stepped as one batch")
+    num_envs: int = arg(64, "N, parallel envs stepped as one batch")
     rollout_steps: int = arg(200, "T, steps per env per iteration (batch = N·T samples)")
     max_episode_steps: int = arg(200, "time limit of an episode (Pendulum-v1: 200)")
     reward_scale: float = arg(0.1, "rewards are multiplied by this before GAE (value scale ~ 1)")
@@ -66,12 +66,12 @@ class Args:
     entropy_coeff: float = arg(0.0, "weight of the projected chain's entropy bonus")
     critic_coeff: float = arg(0.5, "weight of the critic's squared error")
     # Optimisation
-    lr: float = arg(3e-4, "Adam learning rate (actor and critic)")
-    update_epochs: int = arg(5, "passes over the batch per iteration")
-    num_minibatches: int = arg(8, "minibatches per epoch")
+    lr: float = arg(1e-3, "Adam learning rate (actor and critic)")
+    update_epochs: int = arg(10, "passes over the batch per iteration")
+    num_minibatches: int = arg(16, "minibatches per epoch")
     max_grad_norm: float = arg(0.5, "global gradient-norm clip")
     # Advantages (TorchRL's GAE)
-    gamma: float = arg(0.99, "discount")
+    gamma: float = arg(0.9, "discount (short horizon: Pendulum needs no long-term credit)")
     gae_lambda: float = arg(0.95, "GAE λ")
     # Evaluation
     eval_episodes: int = arg(1, "episodes per env of the deterministic (ODE) policy at the end")
