@@ -34,11 +34,13 @@ from trudi.learners import TruDiLoss
 from trudi.policies import DenoiserMLP, DiffusionPolicy
 from trudi.samplers import AncestralSampler, CosineSchedule
 
+# The env sits next to this script (examples/ is not a package): importable however it is run.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from batched_pendulum import BatchedPendulum
 
 
 def arg(default, help: str):
+    """A dataclass field whose help text becomes the ``--flag``'s help."""
     return field(default=default, metadata={"help": help})
 
 
