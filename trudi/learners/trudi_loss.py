@@ -57,11 +57,15 @@ class TruDiLoss(ChainLoss):
         >>> from tensordict.nn import TensorDictModule
         >>> from trudi.constraints import TrajectoryKLProjection
         >>> from trudi.learners import TruDiLoss
-        >>> from trudi.policies import DiffusionPolicy
-        >>> policy = DiffusionPolicy(observation_dim=3, action_dim=2, num_steps=4)
+        >>> from tensordict.nn import InteractionType, set_interaction_type
+        >>> from trudi.policies import DenoiserMLP, DiffusionPolicy
+        >>> from trudi.samplers import AncestralSampler, CosineSchedule
+        >>> denoiser = DenoiserMLP(observation_dim=3, action_dim=2, num_steps=4, hidden_dim=32)
+        >>> policy = DiffusionPolicy(denoiser, AncestralSampler(CosineSchedule(4)))
         >>> critic = TensorDictModule(torch.nn.Linear(3, 1), ["observation"], ["state_value"])
         >>> loss = TruDiLoss(policy, critic, TrajectoryKLProjection(0.05))
-        >>> td = policy(TensorDict({"observation": torch.randn(8, 3)}, [8]))
+        >>> with set_interaction_type(InteractionType.RANDOM):
+        ...     td = policy(TensorDict({"observation": torch.randn(8, 3)}, [8]))
         >>> td["advantage"], td["value_target"] = torch.randn(8, 1), torch.randn(8, 1)
         >>> out = loss(td)
         >>> sorted(k for k in out.keys() if k.startswith("loss_"))
