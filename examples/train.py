@@ -180,6 +180,7 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, float]:
     )
     recent_returns: list[float] = [h["train_return"] for h in history[-5:] if "train_return" in h]
     metrics: dict[str, float] = {}
+    wall_clock = history[-1]["wall_clock"] if history else 0.0  # training time, evaluation excluded
     for iteration in range(start, iterations):
         tic = time.perf_counter()
         batch, td = collect(env, policy, td, cfg.rollout_length)
@@ -213,6 +214,7 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, float]:
                     if value.numel() == 1:
                         sums[key] = sums.get(key, 0.0) + value.item()
         schedule.step()
+        wall_clock += time.perf_counter() - tic
         updates = cfg.epochs * math.ceil(flat.numel() / minibatch)
         frames = (iteration + 1) * frames_per_iter
         metrics = {k: v / updates for k, v in sums.items()}
@@ -222,6 +224,7 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, float]:
             steps_per_second=frames_per_iter / (time.perf_counter() - tic),
             collect_fraction=collect_time / (time.perf_counter() - tic),
             lr=schedule.get_last_lr()[0],
+            wall_clock=wall_clock,
         )
         last = iteration + 1 == iterations
         if cfg.eval_every and ((iteration + 1) % cfg.eval_every == 0 or last):
