@@ -1,4 +1,4 @@
-"""The runnable examples in the docstrings of the constraints and learners run."""
+"""The runnable examples in the public docstrings run."""
 
 from __future__ import annotations
 
@@ -13,6 +13,15 @@ MODULES = [
     "trudi.constraints.tensordict_module",
     "trudi.learners.dppo_loss",
     "trudi.learners.trudi_loss",
+    "trudi.policies.chain_normal",
+    "trudi.policies.denoiser",
+    "trudi.policies.diffusion_policy",
+    "trudi.policies.gaussian_policy",
+    "trudi.policies.squash",
+    "trudi.samplers.ancestral",
+    "trudi.samplers.best_of_k",
+    "trudi.samplers.ddim",
+    "trudi.samplers.schedules",
 ]
 
 
