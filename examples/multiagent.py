@@ -184,6 +184,13 @@ def make_loss(cfg: DictConfig, env):
         loss = MAPPOLoss(policy, critic, clip_epsilon=c.clip_epsilon, **common)
     else:
         raise ValueError(f"algo must be 'trudi' or 'mappo', got {cfg.algo!r}")
+    set_agent_keys(loss)
+    loss.make_value_estimator(ValueEstimators.GAE, gamma=c.gamma, lmbda=c.lmbda)
+    return loss.to(cfg.device), policy.to(cfg.device)
+
+
+def set_agent_keys(loss) -> None:
+    """Point a PPO-style loss's reward, done, value and advantage keys at the agent level."""
     loss.set_keys(
         reward=REWARD,
         done=("agents", "done"),
@@ -192,8 +199,6 @@ def make_loss(cfg: DictConfig, env):
         advantage=("agents", "advantage"),
         value_target=("agents", "value_target"),
     )
-    loss.make_value_estimator(ValueEstimators.GAE, gamma=c.gamma, lmbda=c.lmbda)
-    return loss.to(cfg.device), policy.to(cfg.device)
 
 
 def broadcast_team_done(data: TensorDictBase) -> TensorDictBase:
