@@ -313,10 +313,8 @@ def plot_curves(curves: dict[str, list[dict[str, float]]], path: Path, title: st
     plt.close(fig)
 
 
-def main(cfg: DictConfig) -> None:
-    from hydra.core.hydra_config import HydraConfig
-
-    out_dir = Path(HydraConfig.get().runtime.output_dir)
+def run(cfg: DictConfig, out_dir: Path) -> list[dict[str, float]]:
+    """Train, then write the metrics CSV and the learning curve to ``out_dir``."""
     history = train(cfg)
     write_csv(history, out_dir / cfg.log.csv)
     title = f"{cfg.algo} on {cfg.env.scenario}"
@@ -326,6 +324,13 @@ def main(cfg: DictConfig) -> None:
         f"{title}: return {first['return']:.3f} -> {last['return']:.3f} over "
         f"{last['frames']} frames in {last['time_s']:.0f} s; outputs in {out_dir}"
     )
+    return history
+
+
+def main(cfg: DictConfig) -> None:
+    from hydra.core.hydra_config import HydraConfig
+
+    run(cfg, Path(HydraConfig.get().runtime.output_dir))
 
 
 if __name__ == "__main__":
