@@ -71,8 +71,13 @@ def test_agent_dimension(n_agents):
         policy(td)
     assert td["diffusion", "chain"].shape == (2, 5, 3, K + 1, A)
     dist = policy.get_dist(td)
+    # Per-agent layers batch their matmuls differently when sampling and when teacher forcing;
+    # float32 rounding then differs by ~1e-6 in loc, amplified by 1/scale² in the log-prob.
     torch.testing.assert_close(
-        dist.log_prob(td["diffusion", "chain"]), td["diffusion", "chain_log_prob"]
+        dist.log_prob(td["diffusion", "chain"]),
+        td["diffusion", "chain_log_prob"],
+        rtol=1e-5,
+        atol=1e-4,
     )
 
 

@@ -44,6 +44,18 @@ class _AgentLayerNorm(nn.Module):
         return F.layer_norm(x, x.shape[-1:]) * self.weight + self.bias
 
 
+class _AgentEmbedding(nn.Module):
+    """An embedding table per agent: ``timestep [*B, n_agents]`` (long) → ``[*B, n_agents, E]``."""
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, n_agents: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(n_agents, num_embeddings, embedding_dim))
+
+    def forward(self, index: torch.Tensor) -> torch.Tensor:
+        agents = torch.arange(self.weight.shape[0], device=index.device)
+        return self.weight[agents, index]
+
+
 class _ResidualBlock(nn.Module):
     def __init__(self, make_linear, make_norm, width: int, activation: type[nn.Module]) -> None:
         super().__init__()
@@ -78,7 +90,8 @@ class DenoiserMLP(nn.Module):
         layer_norm: pre-normalize each block with LayerNorm.
         activation: activation class.
         n_agents: ``None`` shares the parameters across any batch dims; an integer gives every
-            agent (the second-to-last dim of the inputs, ``[*B, n_agents, ·]``) its own weights.
+            agent (the second-to-last dim of the inputs, ``[*B, n_agents, ·]``) its own weights,
+            the timestep embedding included (every parameter has a leading agent dim).
 
     Examples:
         >>> import torch
@@ -133,7 +146,10 @@ class DenoiserMLP(nn.Module):
             def make_norm(width: int) -> nn.Module:
                 return _AgentLayerNorm(width, n_agents) if layer_norm else nn.Identity()
 
-        self.step_embedding = nn.Embedding(num_steps + 1, step_embedding_dim)
+        if n_agents is None:
+            self.step_embedding = nn.Embedding(num_steps + 1, step_embedding_dim)
+        else:
+            self.step_embedding = _AgentEmbedding(num_steps + 1, step_embedding_dim, n_agents)
         self.input = make_linear(observation_dim + action_dim + step_embedding_dim, hidden_dim)
         self.blocks = nn.Sequential(
             *(
@@ -150,7 +166,10 @@ class DenoiserMLP(nn.Module):
     ) -> torch.Tensor:
         """Denoise ``sample`` ``[*N, A]`` at ``timestep`` given ``observation`` ``[*B, O]``."""
         batch_shape = sample.shape[:-1]
-        embedding = self.step_embedding(timestep).expand(*batch_shape, -1)
+        if self.n_agents is None:
+            embedding = self.step_embedding(timestep).expand(*batch_shape, -1)
+        else:
+            embedding = self.step_embedding(timestep.expand(batch_shape))
         observation = observation.expand(*batch_shape, -1)
         h = self.input(torch.cat([observation, sample, embedding], dim=-1))
         h = self.blocks(h)
