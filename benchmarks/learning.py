@@ -155,9 +155,10 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=ROOT / "outputs" / "benchmark")
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run")
     args = parser.parse_args()
+    # Seed-major order: every task and arm gets a first seed before any gets a second.
     runs = [
         (task, arm, seed)
-        for task, seed, arm in itertools.product(args.tasks, args.seeds, args.arms)
+        for seed, task, arm in itertools.product(args.seeds, args.tasks, args.arms)
     ]
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         for future in [pool.submit(run_one, *run, args) for run in runs]:
