@@ -20,6 +20,7 @@ __all__ = [
     "compute_dtype",
     "interpreted",
     "log_ratio_penalty",
+    "row_tile",
     "split_float",
     "tile",
     "triton_dtype",
@@ -51,6 +52,17 @@ def log_ratio_penalty(u):
     series = us * us * (0.5 - us * (third - us * (0.25 - fifth * us)))
     ul = tl.where(small, 1.0, u)
     return tl.where(small, series, ul - _log1p(ul))
+
+
+@triton.jit
+def row_tile(n_rows, n_cols, BLOCK_R: tl.constexpr, BLOCK_N: tl.constexpr):
+    """This program's ``[BLOCK_R, BLOCK_N]`` tile: ``(rows, row_ok, mask, offs)``."""
+    rows = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
+    cols = tl.arange(0, BLOCK_N)
+    row_ok = rows < n_rows
+    mask = row_ok[:, None] & (cols < n_cols)[None, :]
+    offs = rows.to(tl.int64)[:, None] * n_cols + cols[None, :]
+    return rows, row_ok, mask, offs
 
 
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:

@@ -19,6 +19,7 @@ from trudi.constraints.triton.common import (
     check_launchable,
     compute_dtype,
     log_ratio_penalty,
+    row_tile,
     tile,
     triton_dtype,
 )
@@ -40,11 +41,7 @@ def _gaussian_kl_fwd_kernel(
     BLOCK_R: tl.constexpr,
     BLOCK_N: tl.constexpr,
 ):
-    rows = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
-    cols = tl.arange(0, BLOCK_N)
-    row_ok = rows < n_rows
-    mask = row_ok[:, None] & (cols < n_cols)[None, :]
-    offs = rows.to(tl.int64)[:, None] * n_cols + cols[None, :]
+    rows, row_ok, mask, offs = row_tile(n_rows, n_cols, BLOCK_R, BLOCK_N)
     loc = tl.load(loc_ptr + offs, mask=mask, other=0.0).to(COMPUTE)
     scale = tl.load(scale_ptr + offs, mask=mask, other=1.0).to(COMPUTE)
     old_loc = tl.load(old_loc_ptr + offs, mask=mask, other=0.0).to(COMPUTE)
@@ -75,11 +72,7 @@ def _gaussian_kl_bwd_kernel(
     BLOCK_R: tl.constexpr,
     BLOCK_N: tl.constexpr,
 ):
-    rows = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
-    cols = tl.arange(0, BLOCK_N)
-    row_ok = rows < n_rows
-    mask = row_ok[:, None] & (cols < n_cols)[None, :]
-    offs = rows.to(tl.int64)[:, None] * n_cols + cols[None, :]
+    rows, row_ok, mask, offs = row_tile(n_rows, n_cols, BLOCK_R, BLOCK_N)
     loc = tl.load(loc_ptr + offs, mask=mask, other=0.0).to(COMPUTE)
     scale = tl.load(scale_ptr + offs, mask=mask, other=1.0).to(COMPUTE)
     old_loc = tl.load(old_loc_ptr + offs, mask=mask, other=0.0).to(COMPUTE)

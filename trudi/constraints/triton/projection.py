@@ -30,6 +30,7 @@ from trudi.constraints.triton.common import (
     check_launchable,
     compute_dtype,
     log_ratio_penalty,
+    row_tile,
     split_float,
     tile,
     triton_dtype,
@@ -90,11 +91,7 @@ def _projection_fwd_kernel(
     BLOCK_R: tl.constexpr,
     BLOCK_N: tl.constexpr,
 ):
-    rows = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
-    cols = tl.arange(0, BLOCK_N)
-    row_ok = rows < n_rows
-    mask = row_ok[:, None] & (cols < n_cols)[None, :]
-    offs = rows.to(tl.int64)[:, None] * n_cols + cols[None, :]
+    rows, row_ok, mask, offs = row_tile(n_rows, n_cols, BLOCK_R, BLOCK_N)
     out_ty = loc_out_ptr.dtype.element_ty
     one = tl.full([BLOCK_R], 1.0, COMPUTE)
     zero = tl.zeros([BLOCK_R], COMPUTE)
@@ -199,11 +196,7 @@ def _projection_bwd_kernel(
     BLOCK_R: tl.constexpr,
     BLOCK_N: tl.constexpr,
 ):
-    rows = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
-    cols = tl.arange(0, BLOCK_N)
-    row_ok = rows < n_rows
-    mask = row_ok[:, None] & (cols < n_cols)[None, :]
-    offs = rows.to(tl.int64)[:, None] * n_cols + cols[None, :]
+    rows, row_ok, mask, offs = row_tile(n_rows, n_cols, BLOCK_R, BLOCK_N)
     out_ty = g_loc_ptr.dtype.element_ty
 
     loc = tl.load(loc_ptr + offs, mask=mask, other=0.0).to(COMPUTE)
