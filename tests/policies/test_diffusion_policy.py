@@ -137,3 +137,28 @@ def test_bad_denoiser_arguments_raise(kwargs, argument):
     arguments = {"observation_dim": OBS, "action_dim": A, "num_steps": K} | kwargs
     with pytest.raises(ValueError, match=argument):
         DenoiserMLP(**arguments)
+
+
+@pytest.mark.parametrize("n_agents", [None, 3])
+def test_denoiser_input_layer_is_one_linear_map_on_the_concatenation(n_agents):
+    """The observation's share is computed once and broadcast over the K steps; the result must be
+    the plain MLP on ``[observation, sample, step embedding]`` expanded to the sample's shape."""
+    torch.manual_seed(0)
+    net = DenoiserMLP(OBS, A, K, hidden_dim=16, num_blocks=1, layer_norm=True, n_agents=n_agents)
+    agents = () if n_agents is None else (n_agents,)
+    observation = torch.randn(4, *agents, OBS)
+    sample = torch.randn(K, 4, *agents, A)
+    timestep = torch.arange(1, K + 1).view(K, 1, *(1 for _ in agents))
+    batch_shape = sample.shape[:-1]
+    if n_agents is None:
+        embedding = net.step_embedding(timestep).expand(*batch_shape, -1)
+    else:
+        embedding = net.step_embedding(timestep.expand(batch_shape))
+    inputs = torch.cat([observation.expand(*batch_shape, -1), sample, embedding], dim=-1)
+    if n_agents is None:
+        h = inputs @ net.input.weight.T + net.input.bias
+    else:
+        h = torch.einsum("...ni,nio->...no", inputs, net.input.weight) + net.input.bias
+    h = net.blocks(h)
+    expected = net.output(net.activation(net.output_norm(h)))
+    torch.testing.assert_close(net(observation, sample, timestep), expected)
