@@ -27,6 +27,18 @@ from trudi.samplers import (
 __all__ = ["build_critic", "build_loss", "build_policy"]
 
 _SCHEDULES = {"cosine": CosineSchedule, "linear": LinearSchedule, "sigmoid": SigmoidSchedule}
+_ACTIVATIONS = {
+    "silu": torch.nn.SiLU,
+    "mish": torch.nn.Mish,
+    "relu": torch.nn.ReLU,
+    "tanh": torch.nn.Tanh,
+}
+
+
+def _choice(name: str, value: str, options: dict):
+    if value not in options:
+        raise ValueError(f"{name} must be one of {sorted(options)}, got {value!r}")
+    return options[value]
 
 
 def _dims(env: EnvBase) -> tuple[int, int]:
@@ -74,6 +86,7 @@ def build_policy(cfg: DictConfig, env: EnvBase) -> ChainPolicy:
         hidden_dim=p.hidden_dim,
         num_blocks=p.num_blocks,
         layer_norm=p.layer_norm,
+        activation=_choice("policy.activation", p.activation, _ACTIVATIONS),
     )
     return DiffusionPolicy(
         denoiser,

@@ -110,3 +110,25 @@ def test_nan_stops_run_and_keeps_checkpoint(tmp_path, monkeypatch):
     assert all(
         torch.isfinite(v).all() for v in checkpoint["loss"].values() if v.is_floating_point()
     )
+
+
+@pytest.mark.parametrize("activation", ["silu", "mish"])
+def test_policy_activation_is_configurable(activation):
+    from build import build_policy
+    from envs import make_env
+
+    env = make_env("Pendulum-v1", 2, seed=0)
+    policy = build_policy(config(f"policy.activation={activation}"), env)
+    env.close()
+    expected = {"silu": torch.nn.SiLU, "mish": torch.nn.Mish}[activation]
+    assert isinstance(policy.denoiser.activation, expected)
+
+
+def test_unknown_policy_activation_is_named():
+    from build import build_policy
+    from envs import make_env
+
+    env = make_env("Pendulum-v1", 2, seed=0)
+    with pytest.raises(ValueError, match=r"policy\.activation must be one of .*'swish'"):
+        build_policy(config("policy.activation=swish"), env)
+    env.close()

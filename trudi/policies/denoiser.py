@@ -88,7 +88,8 @@ class DenoiserMLP(nn.Module):
         num_blocks: number of residual blocks.
         step_embedding_dim: size of the timestep embedding.
         layer_norm: pre-normalize each block with LayerNorm.
-        activation: activation class.
+        activation: activation class. SiLU by default: Mish (common in diffusion policies) has
+            nearly the same shape but is ~6x slower forward+backward on CPU.
         n_agents: ``None`` shares the parameters across any batch dims; an integer gives every
             agent (the second-to-last dim of the inputs, ``[*B, n_agents, ·]``) its own weights,
             the timestep embedding included (every parameter has a leading agent dim).
@@ -110,7 +111,7 @@ class DenoiserMLP(nn.Module):
         num_blocks: int = 3,
         step_embedding_dim: int = 32,
         layer_norm: bool = False,
-        activation: type[nn.Module] = nn.Mish,
+        activation: type[nn.Module] = nn.SiLU,
         n_agents: int | None = None,
     ) -> None:
         super().__init__()
@@ -176,7 +177,9 @@ class DenoiserMLP(nn.Module):
             return F.linear(rest, weight[:, split:], self.input.bias) + obs_part
         weight = self.input.weight
         obs_part = torch.einsum("...ni,nio->...no", observation, weight[:, :split])
-        return torch.einsum("...ni,nio->...no", rest, weight[:, split:]) + self.input.bias + obs_part
+        return (
+            torch.einsum("...ni,nio->...no", rest, weight[:, split:]) + self.input.bias + obs_part
+        )
 
     def forward(
         self, observation: torch.Tensor, sample: torch.Tensor, timestep: torch.Tensor
