@@ -50,6 +50,16 @@ def test_per_agent_denoiser_gradients_stay_with_their_agent():
             assert (g[agent] != 0).any(), f"agent {agent}'s loss does not reach its {name}"
 
 
+def test_per_agent_learned_scale_stays_with_its_agent():
+    policy, _, out = _setup(share_params=False)
+    assert policy.log_scale.shape == (policy.num_steps, N_AGENTS, policy.action_dim)
+    for agent in range(N_AGENTS):
+        (g,) = torch.autograd.grad(_agent_loss(out, agent), [policy.log_scale], retain_graph=True)
+        others = torch.cat([g[:, :agent], g[:, agent + 1 :]], dim=1)
+        assert (others == 0).all(), f"agent {agent}'s loss reaches other agents' log_scale"
+        assert (g[:, agent] != 0).any(), f"agent {agent}'s loss does not reach its log_scale"
+
+
 def test_shared_denoiser_gets_gradient_from_every_agent():
     policy, _, out = _setup(share_params=True)
     params = list(policy.denoiser.parameters())

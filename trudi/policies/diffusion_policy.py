@@ -46,7 +46,9 @@ class DiffusionPolicy(ChainPolicy):
             only at timesteps of the training schedule.
         action_spec: bounded action spec for squashing (``None``: bounds [-1, 1]).
         squash: ``"clip"``, ``"tanh"`` or ``"none"``.
-        learn_scale: learn a per-step, per-dimension log-scale factor ``log_scale`` ``[K, A]``.
+        learn_scale: learn a per-step, per-dimension log-scale factor ``log_scale`` ``[K, A]``;
+            ``[K, n_agents, A]``, one per agent, when the denoiser has per-agent weights (an
+            integer ``denoiser.n_agents``, as :class:`DenoiserMLP` with ``n_agents``).
         min_std: lower clamp of the learned scale (> 0).
         max_std: upper clamp of the learned scale (>= min_std).
         trajectory: ``get_dist`` returns whole-chain log-probs ``[*B]`` (for ``ClipPPOLoss``)
@@ -150,7 +152,9 @@ class DiffusionPolicy(ChainPolicy):
         self.min_std = float(min_std)
         self.max_std = float(max_std)
         if learn_scale:
-            self.log_scale = nn.Parameter(torch.zeros(self.num_steps, self.action_dim))
+            agents = getattr(denoiser, "n_agents", None)
+            agents = (agents,) if isinstance(agents, int) else ()
+            self.log_scale = nn.Parameter(torch.zeros(self.num_steps, *agents, self.action_dim))
         else:
             self.log_scale = None
         self.register_buffer("steps", torch.arange(self.num_steps), persistent=False)
@@ -158,7 +162,11 @@ class DiffusionPolicy(ChainPolicy):
     def _learned_scale(self, scale: torch.Tensor, step: int | torch.Tensor) -> torch.Tensor:
         if self.log_scale is None:
             return scale
-        return (scale * self.log_scale[step].exp()).clamp(self.min_std, self.max_std)
+        log_scale = self.log_scale[step]
+        if self.log_scale.dim() == 3 and isinstance(step, torch.Tensor) and step.dim() > 0:
+            # step [K, 1, ..., 1] ends with the agent dim's singleton; the agents are in log_scale.
+            log_scale = log_scale.squeeze(step.dim() - 1)
+        return (scale * log_scale.exp()).clamp(self.min_std, self.max_std)
 
     def _sample(
         self, observation: torch.Tensor, explore: bool
