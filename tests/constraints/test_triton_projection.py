@@ -41,7 +41,7 @@ class _TritonContract(ProjectionContract):
     # The contract's tensors are on the CPU: it runs where the kernels are interpreted (no CUDA);
     # on CUDA the tests below check the compiled kernels against the reference instead.
     pytestmark = pytest.mark.skipif(
-        not interpreted(triton_kernels.projection._projection_fwd_kernel),
+        not interpreted(triton_kernels.projection_kernels.projection_fwd_kernel),
         reason="the projection contract runs on CPU tensors, under the Triton interpreter",
     )
     backend = "triton"

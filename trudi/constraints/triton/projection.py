@@ -1,17 +1,8 @@
 """Fused trust-region projection: :func:`trudi.constraints.project_transitions` in one Triton pass.
 
-A row is one chain (``K·A`` values, ``mode="trajectory"``) or one transition (``A`` values,
-``mode="per_step"``). The forward kernel loads the four inputs of a tile of rows once, forms the row
-terms, the multipliers (for ``"kl"`` the same safeguarded Newton root find on ``log c(t)`` as
-:mod:`trudi.constraints.kl_cov_projection`, in registers, same bracket, start and iteration count)
-and writes the projected ``loc``/``scale``, the multipliers and four float32 statistics per row. The
-backward kernel recomputes what it needs from the saved inputs and statistics and writes all four
-input gradients in a second pass: the closed-form projections differentiate through their shrink
-factor ``s = sqrt(ε/term)``, the KL covariance projection uses the reference's implicit-function
-backward with per-row normalisation.
-
-Row statistics (``[R, 4]``): mean term ``m``, mean factor ``s_μ``, covariance term (``c`` at η = 0),
-and the covariance factor (``w = 1/(1 + η)`` for ``"kl"``, ``s_Σ`` otherwise).
+The autograd function and the entry point; the forward and backward kernels (one pass each over a
+tile of rows: row terms, multipliers, projected ``loc``/``scale``; then all four input gradients)
+are in :mod:`.projection_kernels`.
 """
 
 from __future__ import annotations
@@ -20,275 +11,24 @@ import math
 
 import torch
 import triton
-import triton.language as tl
 from torch import Tensor
 
 from trudi.constraints.kl_cov_projection import _T_HIGH, _T_LOW
 from trudi.constraints.projection import Projection, _row_dims
 from trudi.constraints.triton.common import (
-    _log1p,
     check_launchable,
     compute_dtype,
-    log_ratio_penalty,
-    row_tile,
     split_float,
     tile,
     triton_dtype,
 )
+from trudi.constraints.triton.projection_kernels import (
+    COV_CODES,
+    projection_bwd_kernel,
+    projection_fwd_kernel,
+)
 
 __all__ = ["project_transitions"]
-
-_COV_CODES = {"kl": 0, "w2": 1, "frobenius": 2}
-
-
-@triton.jit
-def _shrink(term, bound):
-    """Factor ``sqrt(bound/term)`` if ``term > bound`` else 1, and the multiplier ``1/factor - 1``."""
-    active = term > bound
-    safe = tl.where(active, term, bound)
-    factor = tl.sqrt(bound / safe)
-    multiplier = tl.where(active, tl.sqrt(safe / bound) - 1.0, 0.0)
-    return factor, multiplier
-
-
-@triton.jit
-def _kl_cov_and_slope(t, old_precision, gap, mask):
-    """Covariance KL ``c`` at ``t = log η`` and ``d log c / dt`` per row."""
-    w = 1.0 / (1.0 + tl.exp(t))
-    precision = old_precision + w[:, None] * gap
-    u = -w[:, None] * gap / precision
-    kl = 0.5 * tl.sum(tl.where(mask, log_ratio_penalty(u), 0.0), axis=1)
-    slope = -0.5 * (1.0 / (1.0 + tl.exp(-t))) * tl.sum(tl.where(mask, u * u, 0.0), axis=1)
-    return kl, slope / kl
-
-
-@triton.jit
-def _projection_fwd_kernel(
-    loc_ptr,
-    scale_ptr,
-    old_loc_ptr,
-    old_scale_ptr,
-    loc_out_ptr,
-    scale_out_ptr,
-    mean_mult_ptr,
-    cov_mult_ptr,
-    stats_ptr,
-    n_rows,
-    n_cols,
-    mean_bound_hi,
-    mean_bound_lo,
-    cov_bound_hi,
-    cov_bound_lo,
-    log_cov_bound_hi,
-    log_cov_bound_lo,
-    iterations,
-    MEAN_COEF: tl.constexpr,
-    COV: tl.constexpr,
-    HAS_COV: tl.constexpr,
-    COMPUTE: tl.constexpr,
-    T_LOW: tl.constexpr,
-    T_HIGH: tl.constexpr,
-    BLOCK_R: tl.constexpr,
-    BLOCK_N: tl.constexpr,
-):
-    rows, row_ok, mask, offs = row_tile(n_rows, n_cols, BLOCK_R, BLOCK_N)
-    out_ty = loc_out_ptr.dtype.element_ty
-    one = tl.full([BLOCK_R], 1.0, COMPUTE)
-    zero = tl.zeros([BLOCK_R], COMPUTE)
-
-    loc = tl.load(loc_ptr + offs, mask=mask, other=0.0).to(COMPUTE)
-    old_loc = tl.load(old_loc_ptr + offs, mask=mask, other=0.0).to(COMPUTE)
-    old_scale = tl.load(old_scale_ptr + offs, mask=mask, other=1.0).to(COMPUTE)
-    mean_bound = tl.cast(mean_bound_hi, COMPUTE) + tl.cast(mean_bound_lo, COMPUTE)
-    r = (loc - old_loc) / old_scale
-    mean_term = MEAN_COEF * tl.sum(tl.where(mask, r * r, 0.0), axis=1)
-    mean_factor, mean_mult = _shrink(mean_term, mean_bound)
-    loc_out = old_loc + mean_factor[:, None] * (loc - old_loc)
-    tl.store(loc_out_ptr + offs, loc_out.to(out_ty), mask=mask)
-    tl.store(mean_mult_ptr + rows, mean_mult, mask=row_ok)
-    tl.store(stats_ptr + rows * 4, mean_term, mask=row_ok)
-    tl.store(stats_ptr + rows * 4 + 1, mean_factor, mask=row_ok)
-
-    cov_term = zero
-    cov_aux = one
-    cov_mult = zero
-    if HAS_COV:
-        scale = tl.load(scale_ptr + offs, mask=mask, other=1.0).to(COMPUTE)
-        cov_bound = tl.cast(cov_bound_hi, COMPUTE) + tl.cast(cov_bound_lo, COMPUTE)
-        if COV == 0:
-            u0 = (scale - old_scale) * (scale + old_scale) / (old_scale * old_scale)
-            cov_term = 0.5 * tl.sum(tl.where(mask, log_ratio_penalty(u0), 0.0), axis=1)
-            active = cov_term > cov_bound
-            old_precision = 1.0 / (old_scale * old_scale)
-            gap = (
-                (old_scale - scale)
-                * (old_scale + scale)
-                / ((scale * old_scale) * (scale * old_scale))
-            )
-            # Start from the large-η asymptote c ≈ ¼ w² Σ (gap/Λ_o)², as the reference.
-            rel_gap = (old_scale - scale) * (old_scale + scale) / (scale * scale)
-            rel_norm = tl.sum(tl.where(mask, rel_gap * rel_gap, 0.0), axis=1)
-            w0 = 2.0 * tl.sqrt(cov_bound) / tl.sqrt(rel_norm)
-            w0 = tl.minimum(tl.maximum(w0, 1e-30), 1.0 - 1e-7)
-            t = _log1p(-w0) - tl.log(w0)
-            t = tl.minimum(tl.maximum(t, T_LOW), T_HIGH)
-            low = tl.full([BLOCK_R], T_LOW, COMPUTE)
-            high = tl.full([BLOCK_R], T_HIGH, COMPUTE)
-            log_bound = tl.cast(log_cov_bound_hi, COMPUTE) + tl.cast(log_cov_bound_lo, COMPUTE)
-            for _ in range(iterations):
-                kl, dlog = _kl_cov_and_slope(t, old_precision, gap, mask)
-                excess = tl.log(kl) - log_bound
-                infeasible = excess > 0
-                low = tl.where(infeasible, t, low)
-                high = tl.where(infeasible, high, t)
-                newton = t - excess / dlog
-                # Comparisons are false for NaN, and low/high are finite: this is the
-                # reference's isfinite(newton) & (low <= newton <= high).
-                inside = (newton >= low) & (newton <= high)
-                t = tl.where(inside, newton, 0.5 * (low + high))
-            cov_aux = tl.where(active, 1.0 / (1.0 + tl.exp(high)), 1.0)
-            precision = old_precision + cov_aux[:, None] * gap
-            scale_out = 1.0 / tl.sqrt(precision)
-            cov_mult = tl.where(active, tl.exp(high), 0.0)
-        elif COV == 1:
-            q = (old_scale - scale) / old_scale
-            cov_term = tl.sum(tl.where(mask, q * q, 0.0), axis=1)
-            cov_aux, cov_mult = _shrink(cov_term, cov_bound)
-            scale_out = old_scale + cov_aux[:, None] * (scale - old_scale)
-        else:
-            ab = (scale - old_scale) * (scale + old_scale)
-            cov_term = tl.sum(tl.where(mask, ab * ab, 0.0), axis=1)
-            cov_aux, cov_mult = _shrink(cov_term, cov_bound)
-            old_var = old_scale * old_scale
-            scale_out = tl.sqrt(old_var + cov_aux[:, None] * (scale * scale - old_var))
-        tl.store(scale_out_ptr + offs, scale_out.to(out_ty), mask=mask)
-    tl.store(cov_mult_ptr + rows, cov_mult, mask=row_ok)
-    tl.store(stats_ptr + rows * 4 + 2, cov_term, mask=row_ok)
-    tl.store(stats_ptr + rows * 4 + 3, cov_aux, mask=row_ok)
-
-
-@triton.jit
-def _projection_bwd_kernel(
-    loc_ptr,
-    scale_ptr,
-    old_loc_ptr,
-    old_scale_ptr,
-    stats_ptr,
-    g_loc_out_ptr,
-    g_scale_out_ptr,
-    g_mean_mult_ptr,
-    g_cov_mult_ptr,
-    g_loc_ptr,
-    g_scale_ptr,
-    g_old_loc_ptr,
-    g_old_scale_ptr,
-    n_rows,
-    n_cols,
-    mean_bound_hi,
-    mean_bound_lo,
-    cov_bound_hi,
-    cov_bound_lo,
-    MEAN_COEF: tl.constexpr,
-    COV: tl.constexpr,
-    HAS_COV: tl.constexpr,
-    COMPUTE: tl.constexpr,
-    TINY: tl.constexpr,
-    BLOCK_R: tl.constexpr,
-    BLOCK_N: tl.constexpr,
-):
-    rows, row_ok, mask, offs = row_tile(n_rows, n_cols, BLOCK_R, BLOCK_N)
-    out_ty = g_loc_ptr.dtype.element_ty
-
-    loc = tl.load(loc_ptr + offs, mask=mask, other=0.0).to(COMPUTE)
-    old_loc = tl.load(old_loc_ptr + offs, mask=mask, other=0.0).to(COMPUTE)
-    old_scale = tl.load(old_scale_ptr + offs, mask=mask, other=1.0).to(COMPUTE)
-    g_loc_out = tl.load(g_loc_out_ptr + offs, mask=mask, other=0.0).to(COMPUTE)
-    mean_term = tl.load(stats_ptr + rows * 4, mask=row_ok, other=1.0)
-    mean_factor = tl.load(stats_ptr + rows * 4 + 1, mask=row_ok, other=1.0)
-    g_mean_mult = tl.load(g_mean_mult_ptr + rows, mask=row_ok, other=0.0).to(COMPUTE)
-    mean_bound = tl.cast(mean_bound_hi, COMPUTE) + tl.cast(mean_bound_lo, COMPUTE)
-
-    # loc~ = μ_o + s (μ - μ_o), s = sqrt(ε/m), ω = sqrt(m/ε) - 1: ds/dm = -s/(2m), dω/dm = 1/(2 sqrt(mε)).
-    diff = loc - old_loc
-    r = diff / old_scale
-    mean_active = mean_term > mean_bound
-    safe = tl.where(mean_active, mean_term, mean_bound)
-    g_factor = tl.sum(tl.where(mask, g_loc_out * diff, 0.0), axis=1)
-    g_term = -0.5 * mean_factor / safe * g_factor + 0.5 * g_mean_mult / tl.sqrt(safe * mean_bound)
-    g_term = tl.where(mean_active, g_term, 0.0)[:, None]
-    # m = c Σ r², r = (μ - μ_o)/σ_o.
-    g_r = g_term * (2.0 * MEAN_COEF) * r
-    g_loc = mean_factor[:, None] * g_loc_out + g_r / old_scale
-    tl.store(g_loc_ptr + offs, g_loc.to(out_ty), mask=mask)
-    tl.store(g_old_loc_ptr + offs, (g_loc_out - g_loc).to(out_ty), mask=mask)
-    g_old_scale = -g_r * r / old_scale
-
-    if HAS_COV:
-        scale = tl.load(scale_ptr + offs, mask=mask, other=1.0).to(COMPUTE)
-        g_out = tl.load(g_scale_out_ptr + offs, mask=mask, other=0.0).to(COMPUTE)
-        cov_term = tl.load(stats_ptr + rows * 4 + 2, mask=row_ok, other=1.0)
-        cov_aux = tl.load(stats_ptr + rows * 4 + 3, mask=row_ok, other=1.0)
-        cov_bound = tl.cast(cov_bound_hi, COMPUTE) + tl.cast(cov_bound_lo, COMPUTE)
-        cov_active = cov_term > cov_bound
-        if COV == 0:
-            # Implicit-function backward of kl_cov_projection, with its per-row normalisation.
-            w = cov_aux[:, None]
-            old_precision = 1.0 / (old_scale * old_scale)
-            gap = (
-                (old_scale - scale)
-                * (old_scale + scale)
-                / ((scale * old_scale) * (scale * old_scale))
-            )
-            precision = old_precision + w * gap
-            scale_out = 1.0 / tl.sqrt(precision)
-            g_precision = -0.5 * g_out * (scale_out * scale_out * scale_out)
-            z = gap / precision
-            z_max = tl.max(tl.where(mask, tl.abs(z), 0.0), axis=1)
-            v = z / tl.maximum(z_max, TINY)[:, None]
-            coupling = tl.sum(tl.where(mask, g_precision * v * precision, 0.0), axis=1)
-            norm = tl.sum(tl.where(mask, v * v, 0.0), axis=1)
-            norm = tl.where(cov_active, norm, 1.0)
-            along = coupling[:, None] * v / norm[:, None]
-            tangential = g_precision - along / precision
-            g_net_precision = w * tangential
-            g_old_precision = (1.0 - w) * tangential + along / old_precision
-            active = cov_active[:, None]
-            g_scale = tl.where(active, -2.0 * g_net_precision / (scale * scale * scale), g_out)
-            g_old_scale += tl.where(
-                active, -2.0 * g_old_precision / (old_scale * old_scale * old_scale), 0.0
-            )
-        else:
-            g_cov_mult = tl.load(g_cov_mult_ptr + rows, mask=row_ok, other=0.0).to(COMPUTE)
-            safe_c = tl.where(cov_active, cov_term, cov_bound)
-            if COV == 1:
-                # σ~ = σ_o + s (σ - σ_o); c = Σ q², q = (σ_o - σ)/σ_o.
-                g_factor = tl.sum(tl.where(mask, g_out * (scale - old_scale), 0.0), axis=1)
-                g_c = -0.5 * cov_aux / safe_c * g_factor + 0.5 * g_cov_mult / tl.sqrt(
-                    safe_c * cov_bound
-                )
-                g_c = tl.where(cov_active, g_c, 0.0)[:, None]
-                g_q = g_c * 2.0 * (old_scale - scale) / old_scale
-                g_scale = cov_aux[:, None] * g_out - g_q / old_scale
-                g_old_scale += (1.0 - cov_aux[:, None]) * g_out + g_q * scale / (
-                    old_scale * old_scale
-                )
-            else:
-                # σ~² = σ_o² + s (σ² - σ_o²); c = Σ (ab)², a = σ - σ_o, b = σ + σ_o.
-                old_var = old_scale * old_scale
-                scale_out = tl.sqrt(old_var + cov_aux[:, None] * (scale * scale - old_var))
-                g_var_out = g_out / (2.0 * scale_out)
-                g_factor = tl.sum(
-                    tl.where(mask, g_var_out * (scale * scale - old_var), 0.0), axis=1
-                )
-                g_c = -0.5 * cov_aux / safe_c * g_factor + 0.5 * g_cov_mult / tl.sqrt(
-                    safe_c * cov_bound
-                )
-                g_c = tl.where(cov_active, g_c, 0.0)[:, None]
-                g_ab = g_c * 2.0 * (scale - old_scale) * (scale + old_scale)
-                g_scale = 2.0 * scale * (cov_aux[:, None] * g_var_out + g_ab)
-                g_old_scale += 2.0 * old_scale * ((1.0 - cov_aux[:, None]) * g_var_out - g_ab)
-        tl.store(g_scale_ptr + offs, g_scale.to(out_ty), mask=mask)
-    tl.store(g_old_scale_ptr + offs, g_old_scale.to(out_ty), mask=mask)
 
 
 class _FusedProjection(torch.autograd.Function):
@@ -307,7 +47,7 @@ class _FusedProjection(torch.autograd.Function):
         stats = loc.new_empty(n_rows, 4, dtype=compute)
         cov_bound_ = cov_bound if has_cov else 1.0
         block_r, block_n, num_warps = tile(n_rows, n_cols)
-        _projection_fwd_kernel[(triton.cdiv(n_rows, block_r),)](
+        projection_fwd_kernel[(triton.cdiv(n_rows, block_r),)](
             loc,
             scale if has_cov else loc,
             old_loc,
@@ -324,7 +64,7 @@ class _FusedProjection(torch.autograd.Function):
             *split_float(math.log(cov_bound_)),
             iterations,
             MEAN_COEF=0.5 if divergence == "kl" else 1.0,
-            COV=_COV_CODES[divergence],
+            COV=COV_CODES[divergence],
             HAS_COV=has_cov,
             COMPUTE=triton_dtype(compute),
             T_LOW=_T_LOW,
@@ -356,7 +96,7 @@ class _FusedProjection(torch.autograd.Function):
         g_scale = torch.empty_like(loc) if has_cov else None
         compute = compute_dtype(loc.dtype)
         block_r, block_n, num_warps = tile(n_rows, n_cols)
-        _projection_bwd_kernel[(triton.cdiv(n_rows, block_r),)](
+        projection_bwd_kernel[(triton.cdiv(n_rows, block_r),)](
             loc,
             scale if has_cov else loc,
             old_loc,
@@ -375,7 +115,7 @@ class _FusedProjection(torch.autograd.Function):
             *split_float(mean_bound),
             *split_float(cov_bound),
             MEAN_COEF=0.5 if divergence == "kl" else 1.0,
-            COV=_COV_CODES[divergence],
+            COV=COV_CODES[divergence],
             HAS_COV=has_cov,
             COMPUTE=triton_dtype(compute),
             TINY=torch.finfo(compute).tiny,
@@ -411,7 +151,7 @@ def project_transitions(
     batch = loc.shape[: loc.dim() - len(dims)]
     n_cols = math.prod(loc.shape[loc.dim() - len(dims) :])
     check_launchable(
-        _projection_fwd_kernel,
+        projection_fwd_kernel,
         n_cols,
         loc=loc,
         scale=scale,
