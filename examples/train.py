@@ -106,6 +106,35 @@ def plot_learning_curve(history: list[dict[str, float]], path: Path, title: str)
     plt.close(fig)
 
 
+# Fields that may change between a run and its resumption: they do not touch the training itself.
+RESUME_MAY_CHANGE = frozenset({"resume", "progress_bar", "logger"})
+
+
+def _flatten(config: dict, prefix: str = "") -> dict[str, object]:
+    flat = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        flat.update(_flatten(value, f"{name}.") if isinstance(value, dict) else {name: value})
+    return flat
+
+
+def check_resumable(saved: dict, cfg: DictConfig, path: Path) -> None:
+    """Refuse to resume a checkpoint written under another configuration (another head, bound,
+    budget...), which would otherwise load silently when the parameter shapes happen to agree."""
+    old, new = _flatten(saved), _flatten(OmegaConf.to_container(cfg))
+    changed = sorted(
+        key
+        for key in old.keys() | new.keys()
+        if key.split(".")[0] not in RESUME_MAY_CHANGE and old.get(key) != new.get(key)
+    )
+    if changed:
+        details = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed)
+        raise ValueError(
+            f"resume=true: the checkpoint {path} was written under another configuration "
+            f"({details}); resume with the same configuration or use a new output directory."
+        )
+
+
 def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, float]:
     """Run the configured training; returns the last iteration's metrics."""
     out_dir = Path(out_dir)
@@ -132,6 +161,7 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, float]:
     td = env.reset()
     if cfg.resume and ckpt_path.exists():
         ckpt = load_checkpoint(ckpt_path)
+        check_resumable(ckpt["config"], cfg, ckpt_path)
         loss.load_state_dict(ckpt["loss"])
         optimizer.load_state_dict(ckpt["optimizer"])
         schedule.load_state_dict(ckpt["schedule"])

@@ -89,6 +89,15 @@ def test_resume_reproduces_uninterrupted_run(tmp_path, monkeypatch):
             ), key
 
 
+def test_resume_refuses_another_configuration(tmp_path):
+    overrides = ("total_frames=128", "checkpoint_every=1", "eval_every=0")
+    train.train(config(*overrides), tmp_path)
+    with pytest.raises(ValueError, match=r"policy\.activation: 'silu' -> 'mish'"):
+        train.train(config(*overrides, "resume=true", "policy.activation=mish"), tmp_path)
+    # Fields that do not touch the training may change.
+    train.train(config(*overrides, "resume=true", "logger=csv", "progress_bar=true"), tmp_path)
+
+
 def test_nan_stops_run_and_keeps_checkpoint(tmp_path, monkeypatch):
     from trudi.learners import TruDiLoss
 
