@@ -10,8 +10,8 @@ Observation normalisation (``VecNorm``) and reward scaling (``RewardScaling``) a
 transforms; ``RewardSum`` before the scaling records the raw episode return.
 
 For exact resume, :func:`env_state` / :func:`load_env_state` save and restore what a Gymnasium
-vector env keeps between steps: physics (MuJoCo ``qpos``/``qvel``, or classic-control ``state``),
-the time-limit counter and each sub-env's random generator.
+vector env keeps between steps: physics (all of MuJoCo's ``mjData``, compressed, or the
+classic-control ``state``), the time-limit counter and each sub-env's random generator.
 """
 
 from __future__ import annotations
