@@ -1,0 +1,79 @@
+"""Action statistics of trained policies: how noisy the stochastic actions are and how close the
+deterministic ones sit to the action bounds.
+
+    python benchmarks/action_stats.py --task humanoid --arms trudi dppo ppo --seed 0
+
+Reads the learning benchmark's checkpoints (``outputs/benchmark/<task>/<arm>/seed<seed>/``), rolls
+each policy for a few steps on fresh envs with its saved observation normaliser, then on those
+observations draws ``--draws`` stochastic actions and one deterministic action. Printed per arm,
+averaged over observations and action dimensions: the stochastic actions' std as a fraction of the
+bound, the fraction of stochastic actions at a bound, and |deterministic action| / bound.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+from tensordict.nn import InteractionType, set_interaction_type
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "examples"))
+
+from build import build_critic, build_loss, build_policy  # noqa: E402
+from checkpoint import load_checkpoint  # noqa: E402
+from envs import make_env  # noqa: E402
+
+
+def action_stats(path: Path, num_envs: int, draws: int) -> dict[str, float]:
+    ckpt = load_checkpoint(path)
+    cfg = OmegaConf.create(ckpt["config"])
+    env = make_env(cfg.env.name, num_envs, seed=12_345, reward_scale=cfg.env.reward_scale)
+    policy, critic = build_policy(cfg, env), build_critic(cfg, env)
+    build_loss(cfg, policy, critic).load_state_dict(ckpt["loss"])
+    env.transform.load_state_dict(ckpt["env_transform"])
+    bound = env.action_spec.space.high[0]
+    td = env.reset()
+    with torch.no_grad():
+        with set_interaction_type(InteractionType.RANDOM):
+            for _ in range(10):
+                _, td = env.step_and_maybe_reset(policy(td))
+            actions = torch.stack([policy(td.clone())["action"] for _ in range(draws)])
+        with set_interaction_type(InteractionType.DETERMINISTIC):
+            mode = policy(td.clone())["action"]
+    env.close()
+    return {
+        "iteration": ckpt["iteration"],
+        "std / bound": (actions.std(0) / bound).mean().item(),
+        "at bound": (actions.abs() >= 0.999 * bound).float().mean().item(),
+        "|deterministic| / bound": (mode.abs() / bound).mean().item(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", default="humanoid")
+    parser.add_argument("--arms", nargs="+", default=["trudi", "dppo", "ppo"])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--num-envs", type=int, default=32)
+    parser.add_argument("--draws", type=int, default=64)
+    parser.add_argument("--runs", type=Path, default=ROOT / "outputs" / "benchmark")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    print("| arm | iteration | stochastic std / bound | at a bound | |deterministic| / bound |")
+    print("|---|---|---|---|---|")
+    for arm in args.arms:
+        path = args.runs / args.task / arm / f"seed{args.seed}" / "checkpoint.pt"
+        s = action_stats(path, args.num_envs, args.draws)
+        print(
+            f"| {arm} | {s['iteration']} | {s['std / bound']:.2f} | {s['at bound']:.2f} "
+            f"| {s['|deterministic| / bound']:.2f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
