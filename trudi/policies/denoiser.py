@@ -170,12 +170,10 @@ class DenoiserMLP(nn.Module):
         candidates) — the same function and parameters as one linear layer on the concatenation,
         at a fraction of its cost when the observation is wide.
         """
-        split = self.observation_dim
+        split, weight = self.observation_dim, self.input.weight
         if self.n_agents is None:
-            weight = self.input.weight
             obs_part = F.linear(observation, weight[:, :split])
             return F.linear(rest, weight[:, split:], self.input.bias) + obs_part
-        weight = self.input.weight
         obs_part = torch.einsum("...ni,nio->...no", observation, weight[:, :split])
         return (
             torch.einsum("...ni,nio->...no", rest, weight[:, split:]) + self.input.bias + obs_part
