@@ -2,6 +2,7 @@
 
     python benchmarks/learning.py                                   # 5 tasks x 4 arms x 3 seeds, 1M steps
     python benchmarks/learning.py --tasks halfcheetah --arms trudi ppo --seeds 0 --jobs 2
+    python benchmarks/learning.py --report-only                     # table and plots from the CSVs
 
 Every run is ``examples/train.py`` with the same configuration apart from the arm (``algo``), so the
 arms share the critic, GAE, optimizer, environment steps and evaluation protocol. Runs go one
@@ -153,8 +154,17 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1, help="runs at a time (one thread each)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "learning")
     parser.add_argument("--runs", type=Path, default=ROOT / "outputs" / "benchmark")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="only write the table and plots from the CSVs already under --out (no training)",
+    )
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run")
     args = parser.parse_args()
+    if args.report_only:
+        write_table(args.out, args.tasks, args.arms)
+        plot(args.out, args.tasks, args.arms)
+        return
     # Seed-major order: every task and arm gets a first seed before any gets a second.
     runs = [
         (task, arm, seed)
