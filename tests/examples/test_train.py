@@ -141,3 +141,19 @@ def test_unknown_policy_activation_is_named():
     with pytest.raises(ValueError, match=r"policy\.activation must be one of .*'swish'"):
         build_policy(config("policy.activation=swish"), env)
     env.close()
+
+
+@pytest.mark.parametrize(
+    ("algo", "prediction", "floor"), [("trudi", "sample", 0.3), ("dppo", "epsilon", 0.05)]
+)
+def test_diffusion_arms_keep_their_own_sampler_settings(algo, prediction, floor):
+    """TruDi's tuned x0 prediction is the sampler default; DPPO keeps its benchmarked noise
+    prediction and floor (algo/dppo.yaml), whatever order the config groups compose in."""
+    from build import build_policy
+    from envs import make_env
+
+    env = make_env("Pendulum-v1", 2, seed=0)
+    policy = build_policy(config(f"algo={algo}"), env)
+    env.close()
+    assert policy.sampler.prediction == prediction
+    assert policy.sampler.min_std == pytest.approx(floor)
