@@ -148,7 +148,7 @@ def test_unknown_policy_activation_is_named():
 )
 def test_diffusion_arms_keep_their_own_sampler_settings(algo, prediction, floor):
     """TruDi's tuned x0 prediction is the sampler default; DPPO keeps its benchmarked noise
-    prediction and floor (algo/dppo.yaml), whatever order the config groups compose in."""
+    prediction and floor (algo/dppo.yaml overrides the sampler group, which composes before it)."""
     from build import build_policy
     from envs import make_env
 
