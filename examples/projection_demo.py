@@ -37,8 +37,8 @@ def main() -> None:
             # The layer is differentiable: a loss on the projected transitions trains the network.
             (projection.loc.square().mean() + projection.scale.mean()).backward()
             print(
-                f"{divergence:>10} {mode:>10} | {metrics['exact_kl_before']:15.3f} "
-                f"{metrics['exact_kl_after']:8.4f} | {mean_kl.mean():12.4f} {cov_kl.mean():11.4f} | "
+                f"{divergence:>10} {mode:>10} | {metrics['kl_trajectory_before']:15.3f} "
+                f"{metrics['kl_trajectory_after']:8.4f} | {mean_kl.mean():12.4f} {cov_kl.mean():11.4f} | "
                 f"{metrics['frac_projected']:9.2%} {metrics['max_multiplier']:9.2f}"
             )
     print(f"gradient norm reaching the network's loc: {loc.grad.norm():.3f}")

@@ -9,7 +9,7 @@ from torch.distributions import Independent, Normal, kl_divergence
 
 from tests.constraints.projection_contract import make_transitions
 from trudi.constraints import exact_gaussian_kl, exact_trajectory_kl, gaussian_kl, trajectory_kl
-from trudi.constraints.gaussian_kl import log_ratio_penalty
+from trudi.constraints.divergences import log_ratio_penalty
 
 
 def torch_kl(p_loc, p_scale, q_loc, q_scale):

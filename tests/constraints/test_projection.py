@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tensordict import TensorDict
-from tensordict.nn import TensorDictSequential
 
 from tests.constraints.projection_contract import ProjectionContract, make_transitions
 from trudi.constraints import (
     TrajectoryKLProjection,
-    TrajectoryKLProjectionModule,
     projection_metrics,
     trajectory_kl,
 )
@@ -65,19 +62,19 @@ def test_metrics_report_before_and_after():
     projection = layer.project(loc, scale, old_loc, old_scale)
     metrics = layer.metrics(loc, scale, old_loc, old_scale, projection)
     assert set(metrics) == {
-        "mean_part_before",
-        "mean_part_after",
-        "cov_part_before",
-        "cov_part_after",
-        "exact_kl_before",
-        "exact_kl_after",
+        "kl_mean_part_before",
+        "kl_mean_part_after",
+        "kl_cov_part_before",
+        "kl_cov_part_after",
+        "kl_trajectory_before",
+        "kl_trajectory_after",
         "frac_projected",
         "max_multiplier",
     }
     assert all(v.dim() == 0 and not v.requires_grad for v in metrics.values())
-    assert metrics["mean_part_after"] <= 0.05 * (1 + 1e-6) < metrics["mean_part_before"]
-    assert metrics["cov_part_after"] <= 0.01 * (1 + 1e-6) < metrics["cov_part_before"]
-    assert metrics["exact_kl_after"] < metrics["exact_kl_before"]
+    assert metrics["kl_mean_part_after"] <= 0.05 * (1 + 1e-6) < metrics["kl_mean_part_before"]
+    assert metrics["kl_cov_part_after"] <= 0.01 * (1 + 1e-6) < metrics["kl_cov_part_before"]
+    assert metrics["kl_trajectory_after"] < metrics["kl_trajectory_before"]
     expected_frac = ((projection.mean_multiplier > 0) | (projection.cov_multiplier > 0)).float()
     assert metrics["frac_projected"] == expected_frac.mean()
     assert 0 < metrics["frac_projected"] <= 1
@@ -93,36 +90,34 @@ def test_metrics_report_before_and_after():
             cov_multiplier=torch.zeros(64, dtype=torch.float64),
         ),
     )
-    assert unchanged["frac_projected"] == 0 and unchanged["exact_kl_before"] == 0
+    assert unchanged["frac_projected"] == 0 and unchanged["kl_trajectory_before"] == 0
 
 
-def test_tensordict_module_in_sequential_keeps_behaviour_keys():
-    loc, scale, old_loc, old_scale = make_transitions(14, (6, 4, 3), torch.float32)
-    td = TensorDict(
-        {
-            ("diffusion", "current_loc"): loc,
-            ("diffusion", "current_scale"): scale,
-            ("diffusion", "loc"): old_loc,
-            ("diffusion", "scale"): old_scale,
-        },
-        batch_size=[6],
-    )
+def test_penalty_is_the_exact_kl_to_the_target():
+    # With the target in the reference role, the decoupled KL's two parts sum to the exact
+    # KL(current ‖ target): torch.distributions is an independent oracle.
+    loc, scale, target_loc, target_scale = make_transitions(14, (6, 4, 3), torch.float64)
     layer = TrajectoryKLProjection(0.05, 0.01)
-    seq = TensorDictSequential(TrajectoryKLProjectionModule(layer))
-    out = seq(td.clone())
-    expected = layer(loc, scale, old_loc, old_scale)
-    torch.testing.assert_close(out["diffusion", "projected_loc"], expected[0])
-    torch.testing.assert_close(out["diffusion", "projected_scale"], expected[1])
-    assert torch.equal(out["diffusion", "loc"], old_loc)
-    assert torch.equal(out["diffusion", "scale"], old_scale)
+    penalty = layer.penalty(loc, scale, target_loc, target_scale)
+    expected = torch.distributions.kl_divergence(
+        torch.distributions.Normal(loc, scale), torch.distributions.Normal(target_loc, target_scale)
+    ).sum((-2, -1))
+    assert penalty.shape == (6,)
+    torch.testing.assert_close(penalty, expected)
+    assert (layer.penalty(loc, scale, loc, scale) == 0).all()
 
 
-def test_tensordict_module_rejects_wrong_key_counts():
-    layer = TrajectoryKLProjection(0.05)
-    with pytest.raises(ValueError, match="in_keys"):
-        TrajectoryKLProjectionModule(layer, in_keys=["a", "b"])
-    with pytest.raises(ValueError, match="out_keys"):
-        TrajectoryKLProjectionModule(layer, out_keys=["a"])
+@pytest.mark.parametrize("divergence", ["w2", "frobenius"])
+def test_penalty_sums_the_divergence_terms(divergence):
+    loc, scale, target_loc, target_scale = make_transitions(15, (6, 4, 3), torch.float64)
+    layer = TrajectoryKLProjection(0.05, 0.01, divergence=divergence, mode="per_step")
+    mahalanobis = ((loc - target_loc) / target_scale).square()
+    if divergence == "w2":
+        cov = (1 - scale / target_scale).square()
+    else:
+        cov = (scale.square() - target_scale.square()).square()
+    expected = (mahalanobis + cov).sum((-2, -1))
+    torch.testing.assert_close(layer.penalty(loc, scale, target_loc, target_scale), expected)
 
 
 @pytest.mark.parametrize(

@@ -1,11 +1,11 @@
 """Gaussian and trajectory KL divergences and trust-region projection layers.
 
-The torch implementation here is the reference and the spec (DESIGN.md §4).
+The torch implementation here is the reference and the spec (``docs/design.md``, "Backends").
 
     from trudi.constraints import TrajectoryKLProjection
 """
 
-from trudi.constraints.divergences import DIVERGENCES
+from trudi.constraints.base import DIVERGENCES, Divergence
 from trudi.constraints.gaussian_kl import (
     exact_gaussian_kl,
     exact_trajectory_kl,
@@ -19,13 +19,12 @@ from trudi.constraints.projection import (
     project_transitions,
     projection_metrics,
 )
-from trudi.constraints.tensordict_module import TrajectoryKLProjectionModule
 
 __all__ = [
     "DIVERGENCES",
+    "Divergence",
     "Projection",
     "TrajectoryKLProjection",
-    "TrajectoryKLProjectionModule",
     "exact_gaussian_kl",
     "exact_trajectory_kl",
     "gaussian_kl",

@@ -4,7 +4,7 @@ Each divergence splits into a mean term ``m`` (which uses only the behaviour sca
 term ``c``, both sums of per-element terms over a *row*: the whole chain ``[K, A]`` in trajectory
 mode, one transition ``[A]`` in per-step mode. The closed-form projections interpolate the statistic
 that the term measures, with the factor ``s = sqrt(bound / term)`` that lands exactly on the bound
-(TRPL, Otto et al. 2021; see ``reference/trpl-notes.md``).
+(TRPL, Otto et al. 2021; ``docs/design.md``, "Projection").
 
 ======== =========================================== ===================================
 name     mean term per element                       covariance term per element
@@ -20,34 +20,66 @@ Note the ½: under ``"w2"`` and ``"frobenius"`` the same ``mean_bound`` is twice
 
 from __future__ import annotations
 
-from typing import Literal
-
+import torch
 from torch import Tensor
 
-from trudi.constraints.gaussian_kl import _variance_ratio_minus_one, log_ratio_penalty
+from trudi.constraints.base import DIVERGENCES, Divergence
 
-Divergence = Literal["kl", "w2", "frobenius"]
-DIVERGENCES: tuple[str, ...] = ("kl", "w2", "frobenius")
+__all__ = [
+    "DIVERGENCES",
+    "Divergence",
+    "cov_terms",
+    "interpolate_scale",
+    "log_ratio_penalty",
+    "mean_terms",
+    "variance_ratio_minus_one",
+]
 
-__all__ = ["DIVERGENCES", "Divergence", "cov_terms", "interpolate_scale", "mean_terms"]
+# Below this |u| the series of u - log1p(u) is used: its truncation error is < 1e-10 relative there,
+# while the direct form loses ~|log2(u)| bits to cancellation.
+_SERIES_THRESHOLD = 1e-2
 
 
-def mean_terms(divergence: str, loc: Tensor, old_loc: Tensor, old_scale: Tensor) -> Tensor:
+def log_ratio_penalty(u: Tensor) -> Tensor:
+    """``u - log(1 + u)`` for ``u > -1``, accurate also for small ``|u|``.
+
+    With ``u = r - 1`` this is ``r - 1 - log r``, the building block of every Gaussian covariance KL.
+    Computing it directly cancels catastrophically near ``r = 1`` (in float32 a KL of 1e-4 per
+    dimension would keep only ~3 correct digits), so small ``|u|`` uses the Taylor series.
+    """
+    small = u.abs() < _SERIES_THRESHOLD
+    u_small = torch.where(small, u, torch.zeros_like(u))
+    series = u_small.square() * (
+        0.5 - u_small * (1.0 / 3.0 - u_small * (0.25 - u_small * (0.2 - u_small / 6.0)))
+    )
+    u_large = torch.where(small, torch.ones_like(u), u)
+    direct = u_large - torch.log1p(u_large)
+    return torch.where(small, series, direct)
+
+
+def variance_ratio_minus_one(scale: Tensor, ref_scale: Tensor) -> Tensor:
+    """``scale² / ref_scale² - 1`` without cancellation when the scales are close."""
+    return (scale - ref_scale) * (scale + ref_scale) / ref_scale.square()
+
+
+def mean_terms(divergence: Divergence, loc: Tensor, old_loc: Tensor, old_scale: Tensor) -> Tensor:
     """Per-element mean terms, ``[*B, K, A]``: the Mahalanobis gap under the behaviour scale."""
     mahalanobis = ((loc - old_loc) / old_scale).square()
     return 0.5 * mahalanobis if divergence == "kl" else mahalanobis
 
 
-def cov_terms(divergence: str, scale: Tensor, old_scale: Tensor) -> Tensor:
+def cov_terms(divergence: Divergence, scale: Tensor, old_scale: Tensor) -> Tensor:
     """Per-element covariance terms, ``[*B, K, A]``."""
     if divergence == "kl":
-        return 0.5 * log_ratio_penalty(_variance_ratio_minus_one(scale, old_scale))
+        return 0.5 * log_ratio_penalty(variance_ratio_minus_one(scale, old_scale))
     if divergence == "w2":
         return ((old_scale - scale) / old_scale).square()
     return (scale - old_scale).square() * (scale + old_scale).square()
 
 
-def interpolate_scale(divergence: str, scale: Tensor, old_scale: Tensor, factor: Tensor) -> Tensor:
+def interpolate_scale(
+    divergence: Divergence, scale: Tensor, old_scale: Tensor, factor: Tensor
+) -> Tensor:
     """Closed-form covariance projection for ``"w2"`` and ``"frobenius"``.
 
     ``factor`` in ``(0, 1]`` (broadcast over a row) shrinks the statistic that ``c`` measures towards

@@ -1,8 +1,8 @@
 """Per-step and trajectory KL divergences between chains of diagonal Gaussian transitions.
 
 A diffusion policy's denoising chain is a sequence of K Gaussian transitions; each transition is a
-diagonal Gaussian over the A action dimensions. Shapes follow DESIGN.md §3: ``loc`` and ``scale``
-are ``[*B, K, A]``; per-step quantities are summed over ``A`` (``[*B, K]``) and trajectory
+diagonal Gaussian over the A action dimensions. Shapes follow ``docs/design.md`` ("Keys and shapes"): ``loc``
+and ``scale`` are ``[*B, K, A]``; per-step quantities are summed over ``A`` (``[*B, K]``) and trajectory
 quantities are summed over ``K`` as well (``[*B]``).
 
 Two KLs are provided:
@@ -18,42 +18,16 @@ Two KLs are provided:
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
+
+from trudi.constraints.divergences import cov_terms, mean_terms
 
 __all__ = [
     "exact_gaussian_kl",
     "exact_trajectory_kl",
     "gaussian_kl",
-    "log_ratio_penalty",
     "trajectory_kl",
 ]
-
-# Below this |u| the series of u - log1p(u) is used: its truncation error is < 1e-10 relative there,
-# while the direct form loses ~|log2(u)| bits to cancellation.
-_SERIES_THRESHOLD = 1e-2
-
-
-def log_ratio_penalty(u: Tensor) -> Tensor:
-    """``u - log(1 + u)`` for ``u > -1``, accurate also for small ``|u|``.
-
-    With ``u = r - 1`` this is ``r - 1 - log r``, the building block of every Gaussian covariance KL.
-    Computing it directly cancels catastrophically near ``r = 1`` (in float32 a KL of 1e-4 per
-    dimension would keep only ~3 correct digits), so small ``|u|`` uses the Taylor series.
-    """
-    small = u.abs() < _SERIES_THRESHOLD
-    u_small = torch.where(small, u, torch.zeros_like(u))
-    series = u_small.square() * (
-        0.5 - u_small * (1.0 / 3.0 - u_small * (0.25 - u_small * (0.2 - u_small / 6.0)))
-    )
-    u_large = torch.where(small, torch.ones_like(u), u)
-    direct = u_large - torch.log1p(u_large)
-    return torch.where(small, series, direct)
-
-
-def _variance_ratio_minus_one(scale: Tensor, ref_scale: Tensor) -> Tensor:
-    """``scale² / ref_scale² - 1`` without cancellation when the scales are close."""
-    return (scale - ref_scale) * (scale + ref_scale) / ref_scale.square()
 
 
 def gaussian_kl(
@@ -78,8 +52,8 @@ def gaussian_kl(
         >>> m.shape, bool(c.abs().max() == 0)
         (torch.Size([4, 10]), True)
     """
-    mean_part = 0.5 * ((loc - old_loc) / old_scale).square().sum(-1)
-    cov_part = 0.5 * log_ratio_penalty(_variance_ratio_minus_one(scale, old_scale)).sum(-1)
+    mean_part = mean_terms("kl", loc, old_loc, old_scale).sum(-1)
+    cov_part = cov_terms("kl", scale, old_scale).sum(-1)
     return mean_part, cov_part
 
 
@@ -87,7 +61,9 @@ def exact_gaussian_kl(p_loc: Tensor, p_scale: Tensor, q_loc: Tensor, q_scale: Te
     """Exact per-step KL(p ‖ q) of diagonal Gaussians, summed over the action dims.
 
     For the trust region's reference quantity pass the behaviour transitions as ``p``:
-    ``exact_gaussian_kl(old_loc, old_scale, loc, scale)`` is KL(old ‖ new).
+    ``exact_gaussian_kl(old_loc, old_scale, loc, scale)`` is KL(old ‖ new). It is the sum of
+    :func:`gaussian_kl`'s two parts with ``q`` in the reference role: the decoupled KL differs from
+    the exact one only in which precision weighs the mean gap.
 
     Args:
         p_loc, p_scale, q_loc, q_scale: ``[*B, K, A]`` (broadcastable).
@@ -95,9 +71,8 @@ def exact_gaussian_kl(p_loc: Tensor, p_scale: Tensor, q_loc: Tensor, q_scale: Te
     Returns:
         ``[*B, K]``.
     """
-    mean_term = 0.5 * ((p_loc - q_loc) / q_scale).square().sum(-1)
-    cov_term = 0.5 * log_ratio_penalty(_variance_ratio_minus_one(p_scale, q_scale)).sum(-1)
-    return mean_term + cov_term
+    mean_part, cov_part = gaussian_kl(p_loc, p_scale, q_loc, q_scale)
+    return mean_part + cov_part
 
 
 def trajectory_kl(

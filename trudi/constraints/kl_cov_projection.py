@@ -26,13 +26,11 @@ import math
 import torch
 from torch import Tensor
 
-from trudi.constraints.gaussian_kl import log_ratio_penalty
+from trudi.constraints.base import T_HIGH as _T_HIGH
+from trudi.constraints.base import T_LOW as _T_LOW
+from trudi.constraints.divergences import cov_terms, log_ratio_penalty
 
 __all__ = ["kl_cov_projection"]
-
-# Bracket of t = log η. At t = -30, w = 1 to float32 precision (no projection); at t = 60 the
-# precisions match the behaviour ones to ~1e-26 relative, enough for precision ratios up to ~1e20.
-_T_LOW, _T_HIGH = -30.0, 60.0
 
 
 def _precision_gap(scale: Tensor, old_scale: Tensor) -> Tensor:
@@ -83,9 +81,7 @@ def _solve_log_multiplier(
 class _KLCovProjection(torch.autograd.Function):
     @staticmethod
     def forward(ctx, scale, old_scale, bound, dims, iterations):
-        c0 = 0.5 * log_ratio_penalty(
-            (scale - old_scale) * (scale + old_scale) / old_scale.square()
-        ).sum(dims, keepdim=True)
+        c0 = cov_terms("kl", scale, old_scale).sum(dims, keepdim=True)
         active = c0 > bound
         t = _solve_log_multiplier(scale, old_scale, bound, dims, iterations)
         w = torch.where(active, torch.sigmoid(-t), torch.ones_like(t))

@@ -2,7 +2,7 @@
 
 The network's transitions ``(loc, scale)`` at a recorded chain are mapped to the closest
 ``(loc~, scale~)`` whose divergence to the behaviour transitions ``(old_loc, old_scale)`` satisfies
-a mean bound ε_μ and a covariance bound ε_Σ (DESIGN.md §1, ``reference/trpl-notes.md``):
+a mean bound ε_μ and a covariance bound ε_Σ (``docs/design.md``, "Projection"):
 
 - ``mode="trajectory"``: one bound on the sum over all K steps of a chain, one multiplier per chain;
 - ``mode="per_step"``: one bound per transition.
@@ -18,19 +18,28 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-from typing import NamedTuple
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
 
-from trudi.constraints.divergences import DIVERGENCES, cov_terms, interpolate_scale, mean_terms
+from trudi.constraints.base import (
+    BACKENDS,
+    DIVERGENCES,
+    MODES,
+    Backend,
+    Divergence,
+    Mode,
+    Projection,
+    row_dims,
+)
+from trudi.constraints.divergences import cov_terms, interpolate_scale, mean_terms
 from trudi.constraints.gaussian_kl import exact_trajectory_kl
 from trudi.constraints.kl_cov_projection import kl_cov_projection
-from trudi.constraints.validation import (
-    BACKENDS,
-    MODES,
+from trudi.validation import (
     check_bound,
     check_choice,
+    check_int,
     check_scales_positive,
     check_transitions,
 )
@@ -42,26 +51,6 @@ __all__ = ["Projection", "TrajectoryKLProjection", "project_transitions", "proje
 def triton_available() -> bool:
     """Whether Triton is installed (the kernels are imported only when first used)."""
     return importlib.util.find_spec("triton") is not None
-
-
-class Projection(NamedTuple):
-    """Result of a projection.
-
-    Attributes:
-        loc, scale: the projected transitions, ``[*B, K, A]``.
-        mean_multiplier: ω per row (0 where the mean bound was already met), ``[*B]`` in trajectory
-            mode, ``[*B, K]`` in per-step mode.
-        cov_multiplier: η per row, same shape (all 0 when the covariance is not projected).
-    """
-
-    loc: Tensor
-    scale: Tensor
-    mean_multiplier: Tensor
-    cov_multiplier: Tensor
-
-
-def _row_dims(mode: str) -> tuple[int, ...]:
-    return (-2, -1) if mode == "trajectory" else (-1,)
 
 
 def _shrink_factor(term: Tensor, bound: float) -> tuple[Tensor, Tensor]:
@@ -84,8 +73,8 @@ def project_transitions(
     *,
     mean_bound: float,
     cov_bound: float | None = None,
-    divergence: str = "kl",
-    mode: str = "trajectory",
+    divergence: Divergence = "kl",
+    mode: Mode = "trajectory",
     solver_iterations: int = 12,
 ) -> Projection:
     """Functional form of :class:`TrajectoryKLProjection` (torch reference, no input checks).
@@ -95,7 +84,7 @@ def project_transitions(
     dtype = loc.dtype
     compute = torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
     loc, scale, old_loc, old_scale = (x.to(compute) for x in (loc, scale, old_loc, old_scale))
-    dims = _row_dims(mode)
+    dims = row_dims(mode)
 
     mean_term = mean_terms(divergence, loc, old_loc, old_scale).sum(dims, keepdim=True)
     factor, mean_multiplier = _shrink_factor(mean_term, mean_bound)
@@ -118,6 +107,21 @@ def project_transitions(
         mean_multiplier.flatten(-len(dims)).squeeze(-1),
         cov_multiplier.flatten(-len(dims)).squeeze(-1),
     )
+
+
+def _triton_project_transitions(*args, **kwargs) -> Projection:
+    # Imported on first use: importing the package decorates the kernels, which is when Triton
+    # reads TRITON_INTERPRET, and the torch path must not need Triton at all.
+    from trudi.constraints import triton
+
+    return triton.project_transitions(*args, **kwargs)
+
+
+#: One function per backend, all with :func:`project_transitions`' signature.
+PROJECT_BACKENDS: dict[str, Callable[..., Projection]] = {
+    "torch": project_transitions,
+    "triton": _triton_project_transitions,
+}
 
 
 class TrajectoryKLProjection(nn.Module):
@@ -162,9 +166,9 @@ class TrajectoryKLProjection(nn.Module):
         mean_bound: float,
         cov_bound: float | None = None,
         *,
-        divergence: str = "kl",
-        mode: str = "trajectory",
-        backend: str = "auto",
+        divergence: Divergence = "kl",
+        mode: Mode = "trajectory",
+        backend: Backend = "auto",
         solver_iterations: int = 12,
         validate_args: bool = True,
     ) -> None:
@@ -174,10 +178,7 @@ class TrajectoryKLProjection(nn.Module):
         check_choice("divergence", divergence, DIVERGENCES)
         check_choice("mode", mode, MODES)
         check_choice("backend", backend, BACKENDS)
-        if isinstance(solver_iterations, bool) or not isinstance(solver_iterations, int):
-            raise ValueError(f"solver_iterations must be a positive int, got {solver_iterations!r}")
-        if solver_iterations < 1:
-            raise ValueError(f"solver_iterations must be a positive int, got {solver_iterations!r}")
+        check_int("solver_iterations", solver_iterations)
         self.mean_bound = float(mean_bound)
         self.cov_bound = None if cov_bound is None else float(cov_bound)
         self.divergence = divergence
@@ -202,12 +203,10 @@ class TrajectoryKLProjection(nn.Module):
         check_transitions(loc, scale, old_loc, old_scale)
         if self.validate_args:
             check_scales_positive(scale=scale, old_scale=old_scale)
-        project = project_transitions
-        if self.backend == "triton" or (
-            self.backend == "auto" and loc.is_cuda and triton_available()
-        ):
-            from trudi.constraints.triton import project_transitions as project
-        return project(
+        backend = self.backend
+        if backend == "auto":
+            backend = "triton" if loc.is_cuda and triton_available() else "torch"
+        return PROJECT_BACKENDS[backend](
             loc,
             scale,
             old_loc,
@@ -224,6 +223,19 @@ class TrajectoryKLProjection(nn.Module):
     ) -> tuple[Tensor, Tensor]:
         projection = self.project(loc, scale, old_loc, old_scale)
         return projection.loc, projection.scale
+
+    def penalty(
+        self, loc: Tensor, scale: Tensor, target_loc: Tensor, target_scale: Tensor
+    ) -> Tensor:
+        """The projection's divergence from ``(loc, scale)`` to a target, summed per chain, ``[*B]``.
+
+        Mean term plus covariance term of :attr:`divergence`, with the target in the reference
+        role, summed over the K steps and A dims in either mode. With the stop-gradient projected
+        transitions as target this is TruDi's trust-region term, which pulls the network onto its
+        projection. All four ``[*B, K, A]``; differentiable in every argument.
+        """
+        mean = mean_terms(self.divergence, loc, target_loc, target_scale)
+        return (mean + cov_terms(self.divergence, scale, target_scale)).sum((-2, -1))
 
     def metrics(
         self,
@@ -247,34 +259,36 @@ def projection_metrics(
     old_scale: Tensor,
     projection: Projection,
     *,
-    divergence: str = "kl",
-    mode: str = "trajectory",
+    divergence: Divergence = "kl",
+    mode: Mode = "trajectory",
 ) -> dict[str, Tensor]:
     """Cheap detached diagnostics of a projection, one scalar tensor each (no host sync).
 
-    Returns a dict with the row-mean of the mean and covariance terms of ``divergence`` before and
-    after projection (``mean_part_before``, ``mean_part_after``, ``cov_part_before``,
-    ``cov_part_after``), the mean exact trajectory KL(old ‖ new) before and after
-    (``exact_kl_before``, ``exact_kl_after``, per chain in both modes), the fraction of rows
-    projected (``frac_projected``: chains in trajectory mode, transitions in per-step mode) and the
-    largest multiplier (``max_multiplier``, over ω and η).
+    The names are the ones :class:`~trudi.learners.TruDiLoss` logs:
+
+    - ``kl_trajectory_before``, ``kl_trajectory_after``: the mean exact trajectory KL(old ‖ new)
+      per chain (in both modes) before and after projection;
+    - ``kl_mean_part_before``, ``kl_mean_part_after``, ``kl_cov_part_before``,
+      ``kl_cov_part_after``: the row-mean of the bounded mean and covariance terms of
+      ``divergence`` (the KL's parts for ``"kl"``, the W2 or Frobenius terms otherwise);
+    - ``frac_projected``: the fraction of rows projected (chains in trajectory mode, transitions
+      in per-step mode); ``max_multiplier``: the largest multiplier, over ω and η.
     """
-    dims = _row_dims(mode)
+    dims = row_dims(mode)
     before_mean = mean_terms(divergence, loc, old_loc, old_scale).sum(dims)
     after_mean = mean_terms(divergence, projection.loc, old_loc, old_scale).sum(dims)
     before_cov = cov_terms(divergence, scale, old_scale).sum(dims)
     after_cov = cov_terms(divergence, projection.scale, old_scale).sum(dims)
     projected = (projection.mean_multiplier > 0) | (projection.cov_multiplier > 0)
     multipliers = torch.maximum(projection.mean_multiplier, projection.cov_multiplier)
+    exact_after = exact_trajectory_kl(old_loc, old_scale, projection.loc, projection.scale)
     return {
-        "mean_part_before": before_mean.float().mean(),
-        "mean_part_after": after_mean.float().mean(),
-        "cov_part_before": before_cov.float().mean(),
-        "cov_part_after": after_cov.float().mean(),
-        "exact_kl_before": exact_trajectory_kl(old_loc, old_scale, loc, scale).float().mean(),
-        "exact_kl_after": exact_trajectory_kl(old_loc, old_scale, projection.loc, projection.scale)
-        .float()
-        .mean(),
+        "kl_trajectory_before": exact_trajectory_kl(old_loc, old_scale, loc, scale).float().mean(),
+        "kl_trajectory_after": exact_after.float().mean(),
+        "kl_mean_part_before": before_mean.float().mean(),
+        "kl_mean_part_after": after_mean.float().mean(),
+        "kl_cov_part_before": before_cov.float().mean(),
+        "kl_cov_part_after": after_cov.float().mean(),
         "frac_projected": projected.float().mean(),
         "max_multiplier": multipliers.float().max(),
     }

@@ -7,7 +7,6 @@ from tensordict import TensorDictBase
 from tensordict.nn import dispatch
 
 from trudi.constraints import TrajectoryKLProjection
-from trudi.constraints.divergences import cov_terms, mean_terms
 from trudi.learners.chain_loss import ChainLoss
 from trudi.policies import ChainNormal
 
@@ -15,7 +14,8 @@ __all__ = ["TruDiLoss"]
 
 
 class TruDiLoss(ChainLoss):
-    """Trust-Region Diffusion Policy loss (DESIGN.md §1) as a TorchRL ``LossModule``.
+    """Trust-Region Diffusion Policy loss (``docs/design.md``, "The method") as a TorchRL
+    ``LossModule``.
 
     Per minibatch it re-scores the recorded chains with the current policy (one batched call),
     projects the current transitions onto the trust region around the stored behaviour transitions
@@ -24,16 +24,16 @@ class TruDiLoss(ChainLoss):
     - ``loss_objective`` = −r A with the whole-chain ratio
       r = exp(log p̃(chain) − log p_old(chain)) of projected to behaviour density (no clipping: the
       projection is the trust region);
-    - ``loss_trust_region`` = α Σ_k d(p_θ,k ‖ sg(p̃_k)), the projection's own divergence from the
-      network's transitions to the stop-gradient projected ones, which pulls the network onto its
-      projection;
+    - ``loss_trust_region`` = α Σ_k d(p_θ,k ‖ sg(p̃_k)), the projection's own divergence
+      (:meth:`TrajectoryKLProjection.penalty`) from the network's transitions to the
+      stop-gradient projected ones, which pulls the network onto its projection;
     - ``loss_critic`` and ``loss_entropy`` (entropy of the projected chain) as in TorchRL's PPO;
 
-    plus detached diagnostics: the exact trajectory KL(old ‖ new) before and after projection
-    (``kl_trajectory_before``, ``kl_trajectory_after``), the bounded parts before and after
-    (``kl_mean_part_*``, ``kl_cov_part_*``), ``frac_projected``, ``max_multiplier``, ratio
-    statistics (``ratio_mean``, ``ratio_min``, ``ratio_max``), ``explained_variance`` and
-    ``entropy``.
+    plus detached diagnostics: ratio statistics (``ratio_mean``, ``ratio_min``, ``ratio_max``),
+    ``explained_variance``, ``entropy`` and, unless ``metrics=False``, the projection's own
+    :func:`~trudi.constraints.projection_metrics` under their names (``kl_trajectory_before``,
+    ``kl_trajectory_after``, ``kl_mean_part_*``, ``kl_cov_part_*``, ``frac_projected``,
+    ``max_multiplier``).
 
     With a :class:`~trudi.policies.GaussianPolicy` (K = 1) this is TRPL (Otto et al. 2021) with an
     unclipped PPO surrogate.
@@ -43,6 +43,8 @@ class TruDiLoss(ChainLoss):
         critic_network: ``V(s)``, writing ``state_value``.
         projection: the trust-region layer applied to the transitions.
         trust_region_coeff: α ≥ 0.
+        metrics: compute the projection metrics (a few reductions per minibatch; switch them off
+            in hot loops that do not log them).
         **ppo_kwargs: any keyword of :class:`torchrl.objectives.PPOLoss` (``entropy_coeff``,
             ``critic_coeff``, ``normalize_advantage``, ``reduction``, ``functional``, …).
 
@@ -79,6 +81,7 @@ class TruDiLoss(ChainLoss):
         projection: TrajectoryKLProjection | None = None,
         *,
         trust_region_coeff: float = 1.0,
+        metrics: bool = True,
         **ppo_kwargs,
     ) -> None:
         if not isinstance(projection, TrajectoryKLProjection):
@@ -90,6 +93,7 @@ class TruDiLoss(ChainLoss):
             raise ValueError(f"trust_region_coeff must be a float >= 0, got {trust_region_coeff!r}")
         super().__init__(actor_network, critic_network, **ppo_kwargs)
         self.projection = projection
+        self.metrics = metrics
         self.register_buffer("trust_region_coeff", torch.tensor(float(trust_region_coeff)))
 
     def _loss_names(self) -> list[str]:
@@ -110,30 +114,21 @@ class TruDiLoss(ChainLoss):
         advantage = self._broadcast(advantage, log_weight)
         ratio = log_weight.exp()
 
-        divergence = self.projection.divergence
-        target_loc, target_scale = projection.loc.detach(), projection.scale.detach()
-        trust_region = mean_terms(divergence, current.loc, target_loc, target_scale) + cov_terms(
-            divergence, current.scale, target_scale
+        penalty = self.projection.penalty(
+            current.loc, current.scale, projection.loc.detach(), projection.scale.detach()
         )
         losses = {
             "loss_objective": -ratio * advantage,
-            "loss_trust_region": self.trust_region_coeff * trust_region.sum((-2, -1)).unsqueeze(-1),
+            "loss_trust_region": self.trust_region_coeff * penalty.unsqueeze(-1),
         }
-        metrics = self.projection.metrics(
-            current.loc, current.scale, old_loc, old_scale, projection
-        )
         diagnostics = {
-            "kl_trajectory_before": metrics["exact_kl_before"],
-            "kl_trajectory_after": metrics["exact_kl_after"],
-            "kl_mean_part_before": metrics["mean_part_before"],
-            "kl_mean_part_after": metrics["mean_part_after"],
-            "kl_cov_part_before": metrics["cov_part_before"],
-            "kl_cov_part_after": metrics["cov_part_after"],
-            "frac_projected": metrics["frac_projected"],
-            "max_multiplier": metrics["max_multiplier"],
             "ratio_mean": ratio.mean(),
             "ratio_min": ratio.min(),
             "ratio_max": ratio.max(),
         }
+        if self.metrics:
+            diagnostics.update(
+                self.projection.metrics(current.loc, current.scale, old_loc, old_scale, projection)
+            )
         entropy = projected.entropy().sum(-1, keepdim=True)
         return self._finish(tensordict, losses, entropy, diagnostics)

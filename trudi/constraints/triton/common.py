@@ -43,7 +43,7 @@ def _log1p(x):
 
 @triton.jit
 def log_ratio_penalty(u):
-    """``u - log(1 + u)`` as :func:`trudi.constraints.gaussian_kl.log_ratio_penalty` (series below 1e-2)."""
+    """``u - log(1 + u)`` as :func:`trudi.constraints.divergences.log_ratio_penalty` (series below 1e-2)."""
     small = tl.abs(u) < 1e-2
     us = tl.where(small, u, 0.0)
     # 1/3 and 1/5 as divisions keep float64 tiles exact (a float literal is a float32 constant).

@@ -13,8 +13,7 @@ import torch
 import triton
 from torch import Tensor
 
-from trudi.constraints.kl_cov_projection import _T_HIGH, _T_LOW
-from trudi.constraints.projection import Projection, _row_dims
+from trudi.constraints.base import T_HIGH, T_LOW, Divergence, Mode, Projection, row_dims
 from trudi.constraints.triton.common import (
     check_launchable,
     compute_dtype,
@@ -67,8 +66,8 @@ class _FusedProjection(torch.autograd.Function):
             COV=COV_CODES[divergence],
             HAS_COV=has_cov,
             COMPUTE=triton_dtype(compute),
-            T_LOW=_T_LOW,
-            T_HIGH=_T_HIGH,
+            T_LOW=T_LOW,
+            T_HIGH=T_HIGH,
             BLOCK_R=block_r,
             BLOCK_N=block_n,
             num_warps=num_warps,
@@ -134,8 +133,8 @@ def project_transitions(
     *,
     mean_bound: float,
     cov_bound: float | None = None,
-    divergence: str = "kl",
-    mode: str = "trajectory",
+    divergence: Divergence = "kl",
+    mode: Mode = "trajectory",
     solver_iterations: int = 12,
 ) -> Projection:
     """Triton form of :func:`trudi.constraints.project_transitions`, same arguments and result.
@@ -147,7 +146,7 @@ def project_transitions(
     float32 (float64 for float64 inputs), as the reference's. On CPU it needs
     ``TRITON_INTERPRET=1`` (see :mod:`trudi.constraints.triton`).
     """
-    dims = _row_dims(mode)
+    dims = row_dims(mode)
     batch = loc.shape[: loc.dim() - len(dims)]
     n_cols = math.prod(loc.shape[loc.dim() - len(dims) :])
     check_launchable(

@@ -1,4 +1,10 @@
-"""Input checks shared by the constraint functions; each error names the argument and the fix."""
+"""Argument checks shared by every trudi module; each error names the argument and the fix.
+
+Constructor checks (choices, integers, bounds, std ranges) cost nothing at run time. Tensor checks
+are split by cost: shapes never synchronise with the device and are always on; values (finite,
+positive scales) synchronise and run only with ``validate_args=True``, the default everywhere in
+trudi, as in ``torch.distributions``.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +13,28 @@ import math
 import torch
 from torch import Tensor
 
-MODES: tuple[str, ...] = ("trajectory", "per_step")
-BACKENDS: tuple[str, ...] = ("auto", "torch", "triton")
+__all__ = [
+    "check_bound",
+    "check_choice",
+    "check_int",
+    "check_scales_positive",
+    "check_std_range",
+    "check_transitions",
+]
 
 
 def check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
+
+
+def check_int(name: str, value: object, *, minimum: int = 1, optional: bool = False) -> None:
+    """An ``int`` (not a ``bool``) ``>= minimum``; ``None`` passes when ``optional``."""
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        allowed = "None or an integer" if optional else "an integer"
+        raise ValueError(f"{name} must be {allowed} >= {minimum}, got {value!r}.")
 
 
 def check_bound(name: str, value: float | None, *, optional: bool = False) -> None:
@@ -23,6 +44,15 @@ def check_bound(name: str, value: float | None, *, optional: bool = False) -> No
         raise ValueError(f"{name} must be a positive finite float, got {value!r}")
     if not (math.isfinite(value) and value > 0):
         raise ValueError(f"{name} must be a positive finite float, got {value!r}")
+
+
+def check_std_range(min_std: float, max_std: float) -> None:
+    """``0 < min_std <= max_std``, the clamp range of a learned scale."""
+    if not 0.0 < min_std <= max_std:
+        raise ValueError(
+            f"min_std and max_std must satisfy 0 < min_std <= max_std, got "
+            f"min_std={min_std!r}, max_std={max_std!r}."
+        )
 
 
 def check_transitions(loc: Tensor, scale: Tensor, old_loc: Tensor, old_scale: Tensor) -> None:
