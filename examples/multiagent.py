@@ -97,17 +97,9 @@ def make_diffusion_policy(cfg: DictConfig, env) -> DiffusionPolicy:
         action_spec=env.full_action_spec_unbatched[ACTION],
         learn_scale=True,
         min_std=p.min_std,
-        observation_key=OBSERVATION,
-        action_key=ACTION,
     )
-    # The chain keys sit next to the action, under "agents", so they carry the agent dim.
-    return policy.set_keys(
-        chain=("agents", "diffusion", "chain"),
-        loc=("agents", "diffusion", "loc"),
-        scale=("agents", "diffusion", "scale"),
-        chain_log_prob=("agents", "diffusion", "chain_log_prob"),
-        log_prob=("agents", "diffusion", "log_prob"),
-    )
+    # Every policy key (observation, action, chain) under "agents", so they carry the agent dim.
+    return policy.set_keys(policy.tensor_keys.prefixed("agents"))
 
 
 def make_gaussian_actor(cfg: DictConfig, env) -> ProbabilisticActor:

@@ -149,3 +149,34 @@ def test_bad_arguments():
         TruDiLoss(policy, make_critic(), TrajectoryKLProjection(0.1), trust_region_coeff=-1.0)
     with pytest.raises(ValueError, match="actor_network"):
         TruDiLoss(torch.nn.Linear(2, 2), make_critic(), TrajectoryKLProjection(0.1))
+
+
+def test_metrics_switch_skips_the_projection_metrics():
+    policy = make_diffusion_policy()
+    td = with_advantage(collect(policy))
+    projection = TrajectoryKLProjection(0.05, 0.01)
+    full = TruDiLoss(policy, make_critic(), projection)(td)
+    lean = TruDiLoss(policy, make_critic(), projection, metrics=False)(td)
+    projection_names = {
+        "kl_trajectory_before",
+        "kl_trajectory_after",
+        "kl_mean_part_before",
+        "kl_mean_part_after",
+        "kl_cov_part_before",
+        "kl_cov_part_after",
+        "frac_projected",
+        "max_multiplier",
+    }
+    assert projection_names <= set(full.keys())
+    assert not projection_names & set(lean.keys())
+    torch.testing.assert_close(lean["loss_trust_region"], full["loss_trust_region"])
+    torch.testing.assert_close(lean["loss_objective"], full["loss_objective"])
+
+
+def test_loss_copies_prefixed_policy_keys():
+    policy = make_diffusion_policy()
+    policy.set_keys(policy.tensor_keys.prefixed("agents", "chain", "loc", "scale"))
+    loss = TruDiLoss(policy, make_critic(), TrajectoryKLProjection(0.05))
+    assert loss.tensor_keys.chain == loss.tensor_keys.action == ("agents", "diffusion", "chain")
+    assert loss.tensor_keys.loc == ("agents", "diffusion", "loc")
+    assert loss.tensor_keys.chain_log_prob == loss.tensor_keys.sample_log_prob

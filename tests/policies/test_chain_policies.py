@@ -1,4 +1,5 @@
-"""The contract every policy head meets (DESIGN §3): keys, shapes, re-scoring, no side effects."""
+"""The contract every policy head meets (docs/design.md, "Keys and shapes"): keys, shapes,
+re-scoring, no side effects."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from tensordict.nn import InteractionType, set_interaction_type
 from torch.distributions import Normal
 from torchrl.data import Bounded
 
-from trudi.policies import ChainNormal, DenoiserMLP, DiffusionPolicy, GaussianPolicy
+from trudi.policies import ChainKeys, ChainNormal, DenoiserMLP, DiffusionPolicy, GaussianPolicy
 from trudi.samplers import AncestralSampler, BestOfKSampler, CosineSchedule, DDIMSampler
 
 OBS, A = 4, 3
@@ -139,6 +140,23 @@ class TestChainPolicyContract:
         with pytest.raises(ValueError, match="unknown key name"):
             policy.set_keys(actions="a")
 
+    def test_prefixed_keys_nest_every_key(self, policy):
+        policy.set_keys(policy.tensor_keys.prefixed("agents"))
+        assert policy.in_keys == [("agents", "observation")]
+        assert policy.tensor_keys.chain == ("agents", "diffusion", "chain")
+        assert policy.tensor_keys.action == ("agents", "action")
+        td = TensorDict({("agents", "observation"): torch.randn(3, 2, OBS)}, batch_size=[3])
+        with set_interaction_type(InteractionType.RANDOM):
+            policy(td)
+        assert td["agents", "diffusion", "chain_log_prob"].shape == (3, 2, policy.num_steps)
+        only = ChainKeys().prefixed(("team", "a"), "chain")
+        assert only.chain == ("team", "a", "diffusion", "chain") and only.loc == (
+            "diffusion",
+            "loc",
+        )
+        with pytest.raises(ValueError, match="unknown key names"):
+            ChainKeys().prefixed("agents", "actions")
+
     def test_get_dist_rejects_a_chain_of_the_wrong_shape(self, policy):
         td = _collect(policy)
         td[policy.tensor_keys.chain] = td[policy.tensor_keys.chain][..., 1:, :]
@@ -148,3 +166,19 @@ class TestChainPolicyContract:
     def test_missing_observation_fails_loudly(self, policy):
         with pytest.raises(KeyError, match="observation"):
             policy(TensorDict({}, batch_size=[2]))
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda **kw: DiffusionPolicy(
+            _denoiser(3), AncestralSampler(CosineSchedule(3)), learn_scale=True, **kw
+        ),
+        lambda **kw: GaussianPolicy(torch.nn.Linear(OBS, A), A, init_std=0.05, **kw),
+    ],
+    ids=["diffusion", "gaussian"],
+)
+@pytest.mark.parametrize(("min_std", "max_std"), [(0.0, 1.0), (0.5, 0.1)])
+def test_every_head_checks_its_std_range(make, min_std, max_std):
+    with pytest.raises(ValueError, match="0 < min_std <= max_std"):
+        make(min_std=min_std, max_std=max_std)

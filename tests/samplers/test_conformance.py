@@ -44,15 +44,6 @@ def denoise(sample: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
     return 0.7 * torch.sin(sample) + 0.05 * timestep.to(sample.dtype).unsqueeze(-1)
 
 
-def teacher_forced_transitions(sampler: Sampler, chain: torch.Tensor, *, sampling: bool):
-    """All K transitions of a recorded chain in one batched call, steps as the leading dim."""
-    samples = chain[..., :-1, :].movedim(-2, 0)
-    step = torch.arange(sampler.num_steps).view(-1, *([1] * (samples.dim() - 2)))
-    denoised = denoise(samples, sampler.timesteps[step])
-    loc, scale = sampler.transition(denoised, step, samples, sampling=sampling)
-    return loc.movedim(0, -2), scale.movedim(0, -2)
-
-
 @pytest.fixture(params=list(SAMPLERS))
 def sampler(request) -> Sampler:
     return SAMPLERS[request.param]()
@@ -125,12 +116,43 @@ class TestSamplerConformance:
         torch.testing.assert_close((loc, scale), expected)
         torch.testing.assert_close(next_sample, loc + scale * noise)
 
+    def test_sample_chain_runs_step_once_per_chain_step(self, sampler, monkeypatch):
+        stepper = getattr(sampler, "base", sampler)  # best-of-K steps with its base sampler
+        calls = []
+        original = stepper.step
+
+        def counted(denoised, step, *args, **kwargs):
+            calls.append(step)
+            return original(denoised, step, *args, **kwargs)
+
+        monkeypatch.setattr(stepper, "step", counted)
+        _sample(sampler)
+        assert calls == list(range(sampler.num_steps))
+
     def test_rescoring_reproduces_recorded_chain(self, sampler):
         chain, loc, scale = _sample(sampler)
-        rescored_loc, rescored_scale = teacher_forced_transitions(sampler, chain, sampling=False)
+        rescored_chain, rescored_loc, rescored_scale = sampler.rescore_chain(denoise, chain)
+        assert rescored_chain is chain
         torch.testing.assert_close(rescored_loc, loc)
         torch.testing.assert_close(rescored_scale, scale)
         torch.testing.assert_close(
             chain_log_likelihood(chain, rescored_loc, rescored_scale),
             chain_log_likelihood(chain, loc, scale),
         )
+
+    def test_rescoring_applies_the_scale_hook_per_step(self, sampler):
+        chain, _, scale = _sample(sampler)
+
+        def doubled_late_steps(scale, step):
+            # step broadcasts to the batch dims *N of scale [*N, A], as in transition().
+            late = (torch.as_tensor(step) >= 1).unsqueeze(-1)
+            return scale * (1.0 + late.to(scale.dtype))
+
+        _, _, rescored = sampler.rescore_chain(denoise, chain, scale_fn=doubled_late_steps)
+        torch.testing.assert_close(rescored[..., :1, :], scale[..., :1, :])
+        torch.testing.assert_close(rescored[..., 1:, :], 2 * scale[..., 1:, :])
+
+    def test_rescoring_rejects_a_chain_of_another_length(self, sampler):
+        chain, _, _ = _sample(sampler)
+        with pytest.raises(ValueError, match="chain must have shape"):
+            sampler.rescore_chain(denoise, chain[..., 1:, :])

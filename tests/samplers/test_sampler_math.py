@@ -8,6 +8,7 @@ import torch
 from trudi.samplers import (
     AncestralSampler,
     BestOfKSampler,
+    ConditionedDenoiser,
     CosineSchedule,
     DDIMSampler,
     LinearSchedule,
@@ -112,7 +113,8 @@ def test_best_of_k_keeps_the_best_scoring_candidate():
     base = AncestralSampler(CosineSchedule(4), min_std=0.3)
     best_of = BestOfKSampler(base, num_candidates=5, score=score)
     observation = torch.zeros(32)
-    kept = best_of.sample_chain(lambda x, t: 0.1 * x, torch.randn(32, 2), observation=observation)
+    denoise = ConditionedDenoiser(lambda obs, x, t: 0.1 * x, observation)
+    kept = best_of.sample_chain(denoise, torch.randn(32, 2))
     candidates, value = scores[0]
     assert candidates.shape == (5, 32, 5, 2)
     best = value.argmax(0)

@@ -1,4 +1,4 @@
-"""What TruDi's and DPPO's losses share: TorchRL's PPO machinery plus the chain keys of DESIGN §3.
+"""What TruDi's and DPPO's losses share: TorchRL's PPO machinery plus the policy's chain keys.
 
 Both losses are :class:`torchrl.objectives.PPOLoss` subclasses, so the critic loss, the value
 estimator (GAE by default, :meth:`make_value_estimator`), advantage normalisation, coefficients as
@@ -17,13 +17,13 @@ import torch
 from tensordict import TensorDict, TensorDictBase
 from tensordict.utils import NestedKey
 from torchrl.objectives import PPOLoss
-from torchrl.objectives.ppo import _broadcast_advantage_to_log_weight
 
-from trudi.policies import ChainNormal
+from trudi.policies import ChainKeys, ChainNormal
 
 __all__ = ["ChainLoss"]
 
 _CHAIN_KEY_NAMES = ("chain", "loc", "scale", "chain_log_prob")
+_POLICY_KEYS = ChainKeys()
 
 
 class ChainLoss(PPOLoss):
@@ -41,23 +41,22 @@ class ChainLoss(PPOLoss):
 
     @dataclass
     class _AcceptedKeys(PPOLoss._AcceptedKeys):
-        """PPO's keys plus the chain's; rename with :meth:`set_keys`.
+        """PPO's keys plus the chain's; the chain keys are copied from the policy's
+        :class:`~trudi.policies.ChainKeys` at construction, and renamable with :meth:`set_keys`.
 
         Attributes:
-            chain: the recorded chain ``[*B, K+1, A]``.
+            chain: the recorded chain ``[*B, K+1, A]``; also PPO's ``action`` (what is scored).
             loc, scale: the behaviour transitions ``[*B, K, A]``.
-            chain_log_prob: the behaviour per-step log-probs ``[*B, K]``; also used as PPO's
+            chain_log_prob: the behaviour per-step log-probs ``[*B, K]``; also PPO's
                 ``sample_log_prob``.
         """
 
-        chain: NestedKey = ("diffusion", "chain")
-        loc: NestedKey = ("diffusion", "loc")
-        scale: NestedKey = ("diffusion", "scale")
-        chain_log_prob: NestedKey = ("diffusion", "chain_log_prob")
-
-        def __post_init__(self) -> None:
-            self.sample_log_prob = self.chain_log_prob
-            self.action = self.chain
+        action: NestedKey = _POLICY_KEYS.chain
+        sample_log_prob: NestedKey = _POLICY_KEYS.chain_log_prob
+        chain: NestedKey = _POLICY_KEYS.chain
+        loc: NestedKey = _POLICY_KEYS.loc
+        scale: NestedKey = _POLICY_KEYS.scale
+        chain_log_prob: NestedKey = _POLICY_KEYS.chain_log_prob
 
     default_keys = _AcceptedKeys
     tensor_keys: _AcceptedKeys
@@ -69,13 +68,11 @@ class ChainLoss(PPOLoss):
                 f"DiffusionPolicy or GaussianPolicy), got {type(actor_network).__name__}"
             )
         super().__init__(actor_network, critic_network, **ppo_kwargs)
-        # Follow the policy's own key names, so a renamed (e.g. multi-agent) policy needs no
+        # Copy the policy's own key names, so a renamed (e.g. multi-agent) policy needs no
         # second set_keys call on the loss.
         policy_keys = getattr(actor_network, "tensor_keys", None)
-        names = {n: getattr(policy_keys, n) for n in _CHAIN_KEY_NAMES if hasattr(policy_keys, n)}
-        names.setdefault("chain", self.tensor_keys.chain)
-        names.setdefault("chain_log_prob", self.tensor_keys.chain_log_prob)
-        self.set_keys(**names, action=names["chain"], sample_log_prob=names["chain_log_prob"])
+        if isinstance(policy_keys, ChainKeys):
+            self.set_keys(**{name: getattr(policy_keys, name) for name in _CHAIN_KEY_NAMES})
 
     def set_keys(self, **kwargs) -> None:
         # The chain is what the policy scores and the per-step log-prob is the behaviour score:
@@ -150,8 +147,16 @@ class ChainLoss(PPOLoss):
 
     @staticmethod
     def _broadcast(advantage: torch.Tensor, per_sample: torch.Tensor) -> torch.Tensor:
-        """Broadcast ``advantage`` over extra batch dims (e.g. agents) of ``per_sample [*B, 1]``."""
-        return _broadcast_advantage_to_log_weight(advantage, per_sample)
+        """``advantage [*B, 1]`` viewed as ``[*B, 1, …, 1]`` to broadcast over the extra batch dims
+        (e.g. agents) of ``per_sample [*B, *E, 1]``; matching shapes pass through unchanged.
+
+        TorchRL does the same in a private helper (``ppo._broadcast_advantage_to_log_weight``);
+        these few lines stand in for it so that a TorchRL release cannot break them.
+        """
+        extra = per_sample.dim() - advantage.dim()
+        if extra <= 0 or per_sample.shape[: advantage.dim() - 1] != advantage.shape[:-1]:
+            return advantage
+        return advantage.reshape(*advantage.shape[:-1], *(1,) * extra, advantage.shape[-1])
 
     def _finish(
         self,

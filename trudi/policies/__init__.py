@@ -1,9 +1,11 @@
 """trudi.policies: diffusion and Gaussian policy heads, the chain distribution, denoisers.
 
 Both heads follow :class:`ChainPolicy`: ``forward`` samples a chain and writes the keys of
-DESIGN §3, ``get_dist`` re-scores a recorded chain as a :class:`ChainNormal`.
+:class:`ChainKeys` (``docs/design.md``, "Keys and shapes"), ``get_dist`` re-scores a recorded chain
+as a :class:`ChainNormal`.
 """
 
+from trudi.policies.chain_keys import ChainKeys
 from trudi.policies.chain_normal import ChainNormal
 from trudi.policies.chain_policy import ChainPolicy
 from trudi.policies.denoiser import AgentLinear, DenoiserMLP
@@ -14,6 +16,7 @@ from trudi.policies.squash import ActionSquash
 __all__ = [
     "ActionSquash",
     "AgentLinear",
+    "ChainKeys",
     "ChainNormal",
     "ChainPolicy",
     "DenoiserMLP",

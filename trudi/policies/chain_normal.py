@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import math
 from typing import ClassVar
 
 import torch
 from torch.distributions import Distribution, constraints
 
-__all__ = ["ChainNormal"]
+from trudi.samplers.log_prob import HALF_LOG_2PI, normal_log_prob
 
-_HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+__all__ = ["ChainNormal"]
 
 
 class ChainNormal(Distribution):
@@ -18,8 +17,8 @@ class ChainNormal(Distribution):
 
     Transition j is N(loc[..., j, :], diag(scale[..., j, :]²)) over ``chain[..., j + 1, :]``; its
     mean depends on ``chain[..., j, :]`` only through ``loc``, which the policy computed from the
-    recorded chain. The trajectory log-likelihood is the sum over steps (DESIGN §1; the prior term
-    N(x_K; 0, I) is left out because it cancels in ratios).
+    recorded chain. The trajectory log-likelihood is the sum over steps (``docs/design.md``, "The
+    method"; the prior term N(x_K; 0, I) is left out because it cancels in ratios).
 
     Shapes: by default ``batch_shape = [*B, K]`` and ``event_shape = [A]``, so :meth:`log_prob`
     and :meth:`entropy` return one value per step, ``[*B, K]``. With ``trajectory=True`` the
@@ -113,12 +112,11 @@ class ChainNormal(Distribution):
             raise ValueError(
                 f"chain must have shape [*B, K + 1, A] = {expected}, got {tuple(chain.shape)}."
             )
-        z = (chain[..., 1:, :] - self.loc) / self.scale
-        return self._reduce(-0.5 * z.square() - self.scale.log() - _HALF_LOG_2PI)
+        return self._reduce(normal_log_prob(chain[..., 1:, :], self.loc, self.scale))
 
     def entropy(self) -> torch.Tensor:
         """Entropy of each transition, ``[*B, K]`` (``[*B]`` with ``trajectory=True``)."""
-        return self._reduce(0.5 + _HALF_LOG_2PI + self.scale.log())
+        return self._reduce(0.5 + HALF_LOG_2PI + self.scale.log())
 
     def expand(self, batch_shape: torch.Size, _instance: ChainNormal | None = None) -> ChainNormal:
         event_dims = 2 if self.trajectory else 1

@@ -1,9 +1,9 @@
 """The contract shared by every trudi policy head: sample a chain in ``forward``, re-score it in
-``get_dist``, with the keys of DESIGN §3."""
+``get_dist``, with the keys of :class:`~trudi.policies.ChainKeys`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import fields
 
 import torch
 from tensordict import TensorDictBase
@@ -12,8 +12,10 @@ from tensordict.nn.probabilistic import interaction_type
 from tensordict.utils import NestedKey
 from torchrl.data import TensorSpec
 
+from trudi.policies.chain_keys import ChainKeys
 from trudi.policies.chain_normal import ChainNormal
 from trudi.policies.squash import ActionSquash
+from trudi.validation import check_int, check_std_range
 
 __all__ = ["ChainPolicy"]
 
@@ -59,19 +61,10 @@ class ChainPolicy(TensorDictModuleBase):
     from :attr:`dist_sample_keys` (``chain``) and :attr:`log_prob_keys` (``log_prob``), the same
     as ``loss.set_keys(action=keys.chain, sample_log_prob=keys.log_prob)`` with
     ``keys = policy.tensor_keys``.
+
+    The learned scale (where there is one) is clamped to [``min_std``, ``max_std``], checked here
+    for every head.
     """
-
-    @dataclass
-    class _AcceptedKeys:
-        """Tensordict keys read and written by the policy; rename them with :meth:`set_keys`."""
-
-        observation: NestedKey = "observation"
-        action: NestedKey = "action"
-        chain: NestedKey = ("diffusion", "chain")
-        loc: NestedKey = ("diffusion", "loc")
-        scale: NestedKey = ("diffusion", "scale")
-        chain_log_prob: NestedKey = ("diffusion", "chain_log_prob")
-        log_prob: NestedKey = ("diffusion", "log_prob")
 
     def __init__(
         self,
@@ -85,10 +78,12 @@ class ChainPolicy(TensorDictModuleBase):
         action_key: NestedKey,
         default_interaction_type: InteractionType,
         validate_args: bool,
+        min_std: float,
+        max_std: float,
     ) -> None:
         super().__init__()
-        if isinstance(action_dim, bool) or not isinstance(action_dim, int) or action_dim < 1:
-            raise ValueError(f"action_dim must be an integer >= 1, got {action_dim!r}.")
+        check_int("action_dim", action_dim)
+        check_std_range(min_std, max_std)
         if action_spec is not None and action_spec.shape[-1:] != (action_dim,):
             raise ValueError(
                 f"action_spec's last dimension must be action_dim={action_dim}, got spec shape "
@@ -100,19 +95,24 @@ class ChainPolicy(TensorDictModuleBase):
         self.trajectory = trajectory
         self.default_interaction_type = InteractionType(default_interaction_type)
         self.validate_args = validate_args
-        self.tensor_keys = self._AcceptedKeys(observation=observation_key, action=action_key)
+        self.min_std = float(min_std)
+        self.max_std = float(max_std)
+        self.tensor_keys = ChainKeys(observation=observation_key, action=action_key)
         self._refresh_keys()
 
-    def set_keys(self, **keys: NestedKey) -> ChainPolicy:
-        """Rename tensordict keys, e.g. ``set_keys(chain=("agents", "diffusion", "chain"))``.
+    def set_keys(self, keys: ChainKeys | None = None, /, **names: NestedKey) -> ChainPolicy:
+        """Rename tensordict keys: ``set_keys(chain=("agents", "diffusion", "chain"))``, or all at
+        once from a :class:`ChainKeys`, ``set_keys(policy.tensor_keys.prefixed("agents"))``.
 
         Returns the policy, so calls can be chained.
         """
-        known = {f.name for f in fields(self._AcceptedKeys)}
-        for name, key in keys.items():
+        known = {f.name for f in fields(ChainKeys)}
+        if keys is not None:
+            names = {**{name: getattr(keys, name) for name in known}, **names}
+        for name, key in names.items():
             if name not in known:
                 raise ValueError(
-                    f"set_keys got unknown key name {name!r}; expected one of {known}."
+                    f"set_keys got unknown key name {name!r}; expected one of {sorted(known)}."
                 )
             setattr(self.tensor_keys, name, key)
         self._refresh_keys()

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-import functools
-
 import torch
 from tensordict.nn import InteractionType
 from tensordict.utils import NestedKey
 from torch import nn
 from torchrl.data import TensorSpec
 
-from trudi.policies.chain_normal import ChainNormal
 from trudi.policies.chain_policy import ChainPolicy
-from trudi.samplers import DDIMSampler, Sampler, ScheduledSampler, transition_log_prob
+from trudi.samplers import (
+    ConditionedDenoiser,
+    DDIMSampler,
+    Sampler,
+    ScheduledSampler,
+    transition_log_prob,
+)
 
 __all__ = ["DiffusionPolicy"]
 
@@ -56,8 +59,9 @@ class DiffusionPolicy(ChainPolicy):
         observation_key: the observation key; other keys via :meth:`set_keys`.
         action_key: the action key.
         default_interaction_type: interaction type outside ``set_interaction_type``.
-        validate_args: check ``scale`` > 0 in ``get_dist`` (a device sync; off by default because
-            the scales are floored by construction).
+        validate_args: check ``scale`` > 0 in ``get_dist`` (a device sync, on by default as
+            everywhere in trudi; the scales are floored by construction, so switch it off in
+            compiled or latency-critical code).
 
     Examples:
         >>> import torch
@@ -91,7 +95,7 @@ class DiffusionPolicy(ChainPolicy):
         observation_key: NestedKey = "observation",
         action_key: NestedKey = "action",
         default_interaction_type: InteractionType = InteractionType.DETERMINISTIC,
-        validate_args: bool = False,
+        validate_args: bool = True,
     ) -> None:
         if not isinstance(sampler, Sampler):
             raise ValueError(f"sampler must be a trudi Sampler, got {type(sampler).__name__}.")
@@ -109,11 +113,6 @@ class DiffusionPolicy(ChainPolicy):
         if not isinstance(eval_sampler, Sampler):
             raise ValueError(
                 f"eval_sampler must be a trudi Sampler, got {type(eval_sampler).__name__}."
-            )
-        if not 0.0 < min_std <= max_std:
-            raise ValueError(
-                f"min_std and max_std must satisfy 0 < min_std <= max_std, got "
-                f"min_std={min_std!r}, max_std={max_std!r}."
             )
         if not learn_scale and not sampler.min_score_std > 0:
             raise ValueError(
@@ -145,19 +144,18 @@ class DiffusionPolicy(ChainPolicy):
             action_key=action_key,
             default_interaction_type=default_interaction_type,
             validate_args=validate_args,
+            min_std=min_std,
+            max_std=max_std,
         )
         self.denoiser = denoiser
         self.sampler = sampler
         self.eval_sampler = eval_sampler
-        self.min_std = float(min_std)
-        self.max_std = float(max_std)
         if learn_scale:
             agents = getattr(denoiser, "n_agents", None)
             agents = (agents,) if isinstance(agents, int) else ()
             self.log_scale = nn.Parameter(torch.zeros(self.num_steps, *agents, self.action_dim))
         else:
             self.log_scale = None
-        self.register_buffer("steps", torch.arange(self.num_steps), persistent=False)
 
     def _learned_scale(self, scale: torch.Tensor, step: int | torch.Tensor) -> torch.Tensor:
         if self.log_scale is None:
@@ -171,29 +169,22 @@ class DiffusionPolicy(ChainPolicy):
     def _sample(
         self, observation: torch.Tensor, explore: bool
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        denoise = functools.partial(self.denoiser, observation)
+        denoise = ConditionedDenoiser(self.denoiser, observation)
         shape = (*observation.shape[:-1], self.action_dim)
         if explore:
             prior = torch.randn(shape, dtype=observation.dtype, device=observation.device)
             chain, loc, scale = self.sampler.sample_chain(
-                denoise, prior, observation=observation, scale_fn=self._learned_scale
+                denoise, prior, scale_fn=self._learned_scale
             )
-            log_prob = ChainNormal(loc, scale, validate_args=False).log_prob(chain)
-            return chain, loc, scale, log_prob
-        # Starting from the prior's mode makes the ODE's action a function of the observation.
-        prior = torch.zeros(shape, dtype=observation.dtype, device=observation.device)
-        chain, loc, scale = self.eval_sampler.sample_chain(denoise, prior, observation=observation)
+        else:
+            # Starting from the prior's mode makes the ODE's action a function of the observation.
+            prior = torch.zeros(shape, dtype=observation.dtype, device=observation.device)
+            chain, loc, scale = self.eval_sampler.sample_chain(denoise, prior)
         return chain, loc, scale, transition_log_prob(chain, loc, scale)
 
     def _transitions(
         self, observation: torch.Tensor, chain: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        # Teacher forcing: the K steps become a leading batch dim, so one denoiser call scores
-        # them all and the agent dim of per-agent networks stays second to last.
-        samples = chain[..., :-1, :].movedim(-2, 0)
-        step = self.steps.view(-1, *([1] * (samples.dim() - 2)))
-        timestep = self.sampler.timesteps[step]
-        denoised = self.denoiser(observation, samples, timestep)
-        loc, scale = self.sampler.transition(denoised, step, samples)
-        scale = self._learned_scale(scale, step)
-        return loc.movedim(0, -2), scale.movedim(0, -2)
+        denoise = ConditionedDenoiser(self.denoiser, observation)
+        _, loc, scale = self.sampler.rescore_chain(denoise, chain, scale_fn=self._learned_scale)
+        return loc, scale

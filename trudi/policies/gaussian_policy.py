@@ -10,8 +10,8 @@ from tensordict.utils import NestedKey
 from torch import nn
 from torchrl.data import TensorSpec
 
-from trudi.policies.chain_normal import ChainNormal
 from trudi.policies.chain_policy import ChainPolicy
+from trudi.samplers import transition_log_prob
 
 __all__ = ["GaussianPolicy"]
 
@@ -63,7 +63,7 @@ class GaussianPolicy(ChainPolicy):
         observation_key: NestedKey = "observation",
         action_key: NestedKey = "action",
         default_interaction_type: InteractionType = InteractionType.DETERMINISTIC,
-        validate_args: bool = False,
+        validate_args: bool = True,
     ) -> None:
         super().__init__(
             num_steps=1,
@@ -75,20 +75,15 @@ class GaussianPolicy(ChainPolicy):
             action_key=action_key,
             default_interaction_type=default_interaction_type,
             validate_args=validate_args,
+            min_std=min_std,
+            max_std=max_std,
         )
-        if not 0.0 < min_std <= max_std:
-            raise ValueError(
-                f"min_std and max_std must satisfy 0 < min_std <= max_std, got "
-                f"min_std={min_std!r}, max_std={max_std!r}."
-            )
         if not min_std <= init_std <= max_std:
             raise ValueError(
                 f"init_std must be in [min_std, max_std] = [{min_std}, {max_std}], "
                 f"got {init_std!r}."
             )
         self.loc_net = loc_net
-        self.min_std = float(min_std)
-        self.max_std = float(max_std)
         log_std = torch.full((action_dim,), math.log(init_std))
         if learn_scale:
             self.log_std = nn.Parameter(log_std)
@@ -106,8 +101,7 @@ class GaussianPolicy(ChainPolicy):
         loc, scale = self._loc_scale(observation)
         x0 = loc + scale * torch.randn_like(loc) if explore else loc
         chain = torch.cat([torch.zeros_like(x0), x0], dim=-2)
-        log_prob = ChainNormal(loc, scale, validate_args=False).log_prob(chain)
-        return chain, loc, scale, log_prob
+        return chain, loc, scale, transition_log_prob(chain, loc, scale)
 
     def _transitions(
         self, observation: torch.Tensor, chain: torch.Tensor

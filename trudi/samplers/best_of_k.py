@@ -2,36 +2,23 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
 
-from trudi.samplers.sampler import Chain, Denoise, Sampler, ScaleFn, transition_log_prob
+from trudi.samplers.log_prob import chain_log_likelihood
+from trudi.samplers.sampler import Chain, Denoise, Sampler, ScaleFn
+from trudi.validation import check_int
 
-__all__ = ["BestOfKSampler", "ChainScore", "chain_log_likelihood"]
+__all__ = ["BestOfKSampler", "ChainScore"]
 
 ChainScore = Callable[
     [torch.Tensor, torch.Tensor, torch.Tensor, "torch.Tensor | None"], torch.Tensor
 ]
-"""``score(chain [*N, K+1, A], loc [*N, K, A], scale [*N, K, A], observation) -> [*N]``."""
+"""``score(chain [*N, K+1, A], loc [*N, K, A], scale [*N, K, A], observation) -> [*N]``.
 
-
-def chain_log_likelihood(
-    chain: torch.Tensor,
-    loc: torch.Tensor,
-    scale: torch.Tensor,
-    observation: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """The chain's joint log-likelihood log N(x_K; 0, I) + Σ_j log N(x_{j+1}; loc_j, scale_j²).
-
-    Returns ``[*N]``. Zero-scale (deterministic) transitions contribute 0, so for the ODE the
-    score is the prior sample's likelihood. The default score of :class:`BestOfKSampler`;
-    ``observation`` is unused.
-    """
-    prior = chain[..., 0, :]
-    prior_log_prob = (-0.5 * prior.square() - 0.5 * math.log(2 * math.pi)).sum(-1)
-    return prior_log_prob + transition_log_prob(chain, loc, scale).sum(-1)
+``observation`` is the ``denoise`` callable's (a :class:`~trudi.samplers.ConditionedDenoiser`
+carries it), ``None`` for a plain callable."""
 
 
 class BestOfKSampler(Sampler):
@@ -39,7 +26,8 @@ class BestOfKSampler(Sampler):
 
     The candidate chains run as one batch (a new leading dimension of size ``num_candidates``), so
     the cost is one chain at ``num_candidates`` times the batch size. :meth:`transition` and
-    :meth:`step` are the base sampler's: a kept chain is re-scored with the base transitions. The
+    :meth:`step` (and so :meth:`rescore_chain`) are the base sampler's: a kept chain is re-scored
+    with the base transitions. The
     selection makes the kept chain's distribution differ from the base chain's, so its stored
     log-probs are not behaviour log-probs; use this sampler for evaluation.
 
@@ -48,7 +36,9 @@ class BestOfKSampler(Sampler):
         num_candidates: number of candidate chains per observation (>= 1).
         score: ``score(chain, loc, scale, observation) -> [num_candidates, *B]``, higher is better;
             the default is the chain log-likelihood. A critic can score the pre-squash x0,
-            ``chain[..., -1, :]``, together with the observation.
+            ``chain[..., -1, :]``, together with the observation, which reaches the score through
+            the :class:`~trudi.samplers.ConditionedDenoiser` that the policy passes as
+            ``denoise``.
 
     Examples:
         >>> import torch
@@ -67,10 +57,7 @@ class BestOfKSampler(Sampler):
         super().__init__()
         if not isinstance(base, Sampler):
             raise ValueError(f"base must be a trudi Sampler, got {type(base).__name__}.")
-        if isinstance(num_candidates, bool) or not isinstance(num_candidates, int):
-            raise ValueError(f"num_candidates must be an integer >= 1, got {num_candidates!r}.")
-        if num_candidates < 1:
-            raise ValueError(f"num_candidates must be an integer >= 1, got {num_candidates!r}.")
+        check_int("num_candidates", num_candidates)
         if not callable(score):
             raise ValueError(f"score must be callable, got {type(score).__name__}.")
         self.base = base
@@ -108,7 +95,6 @@ class BestOfKSampler(Sampler):
         denoise: Denoise,
         prior: torch.Tensor,
         *,
-        observation: torch.Tensor | None = None,
         scale_fn: ScaleFn | None = None,
         generator: torch.Generator | None = None,
     ) -> Chain:
@@ -122,10 +108,10 @@ class BestOfKSampler(Sampler):
         candidates = self.base.sample_chain(
             denoise,
             torch.cat([prior.unsqueeze(0), others]),
-            observation=observation,
             scale_fn=scale_fn,
             generator=generator,
         )
+        observation = getattr(denoise, "observation", None)
         score = self.score(candidates.chain, candidates.loc, candidates.scale, observation)
         best = score.argmax(0)
 

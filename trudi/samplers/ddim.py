@@ -6,6 +6,7 @@ import torch
 
 from trudi.samplers.sampler import ScheduledSampler
 from trudi.samplers.schedules import NoiseSchedule
+from trudi.validation import check_int
 
 __all__ = ["DDIMSampler"]
 
@@ -62,11 +63,10 @@ class DDIMSampler(ScheduledSampler):
         path = None
         if isinstance(schedule, NoiseSchedule):
             train_steps = schedule.num_steps
+            check_int("num_steps", num_steps, optional=True)
             if num_steps is None:
                 num_steps = train_steps
-            if isinstance(num_steps, bool) or not isinstance(num_steps, int):
-                raise ValueError(f"num_steps must be an integer or None, got {num_steps!r}.")
-            if not 1 <= num_steps <= train_steps:
+            if num_steps > train_steps:
                 raise ValueError(
                     f"num_steps must be in [1, schedule.num_steps={train_steps}], got {num_steps}."
                 )

@@ -5,46 +5,53 @@ stateless: every call takes the (batched) chain step index ``step`` and the curr
 explicitly, so one sampler runs many chains at once and re-scores recorded chains inside a loss.
 
 Chain step ``j`` (0 … K−1) maps ``chain[..., j, :]`` to ``chain[..., j + 1, :]``;
-``chain[..., 0, :]`` is the prior sample x_K and ``chain[..., K, :]`` is x_0 (DESIGN §3). The
+``chain[..., 0, :]`` is the prior sample x_K and ``chain[..., K, :]`` is x_0 (``docs/design.md``,
+"Keys and shapes"). The
 denoiser is queried at the *training* timestep :attr:`Sampler.timesteps` ``[j]``, which differs
 from ``K − j`` when a sampler skips steps (DDIM with fewer steps than training).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
 from torch import nn
 
 from trudi.samplers.schedules import NoiseSchedule
+from trudi.validation import check_choice
 
-__all__ = ["Chain", "Denoise", "Sampler", "ScaleFn", "ScheduledSampler", "transition_log_prob"]
+__all__ = ["Chain", "ConditionedDenoiser", "Denoise", "Sampler", "ScaleFn", "ScheduledSampler"]
 
 Denoise = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """``denoise(sample [*N, A], timestep) -> output [*N, A]``; the timestep broadcasts to ``*N``."""
 
-ScaleFn = Callable[[torch.Tensor, int], torch.Tensor]
-"""``scale_fn(scale [*N, A], step) -> scale [*N, A]``: a hook to adjust the sampling scale."""
+ScaleFn = Callable[[torch.Tensor, "int | torch.Tensor"], torch.Tensor]
+"""``scale_fn(scale [*N, A], step) -> scale [*N, A]``: a hook to adjust each step's scale.
+
+``step`` is an int when sampling and a long tensor ``[K, 1, …, 1]`` (broadcast to ``*N``) when a
+recorded chain is re-scored."""
 
 _PREDICTIONS = ("epsilon", "sample")
 
 
-def transition_log_prob(
-    chain: torch.Tensor, loc: torch.Tensor, scale: torch.Tensor
-) -> torch.Tensor:
-    """log N(chain[..., j+1, :]; loc[..., j, :], scale[..., j, :]²) summed over A, ``[*B, K]``.
+@dataclass(frozen=True)
+class ConditionedDenoiser:
+    """A denoiser network bound to an observation, called like any :data:`Denoise`.
 
-    A transition with scale 0 (the deterministic ODE) is a point mass; it contributes 0 rather
-    than NaN, so chains that mix deterministic and stochastic steps can still be scored.
+    ``denoise(sample, timestep) = network(observation, sample, timestep)``; the network broadcasts
+    the observation ``[*B, O]`` over extra leading dims of ``sample`` (candidates, chain steps).
+    Samplers that score chains against the observation (best-of-K with a critic) read
+    :attr:`observation` from it, so the sampler protocol needs no observation argument.
     """
-    stochastic = scale > 0
-    safe_scale = torch.where(stochastic, scale, torch.ones_like(scale))
-    z = (chain[..., 1:, :] - loc) / safe_scale
-    density = -0.5 * z.square() - safe_scale.log() - 0.5 * math.log(2 * math.pi)
-    return torch.where(stochastic, density, torch.zeros_like(density)).sum(-1)
+
+    network: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+    observation: torch.Tensor
+
+    def __call__(self, sample: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
+        return self.network(self.observation, sample, timestep)
 
 
 class Chain(NamedTuple):
@@ -66,8 +73,9 @@ class Sampler(nn.Module):
 
     Subclasses implement :meth:`transition` and expose ``num_steps`` (K), ``timesteps`` (``[K]``,
     the denoiser's training timestep of each chain step), ``min_std`` (the scale floor when
-    sampling) and ``min_score_std`` (the floor when re-scoring). :meth:`step` and
-    :meth:`sample_chain` follow from :meth:`transition`.
+    sampling) and ``min_score_std`` (the floor when re-scoring). :meth:`step`,
+    :meth:`sample_chain` (which runs :meth:`step` K times) and :meth:`rescore_chain` (teacher
+    forcing, all K transitions in one denoiser call) follow from :meth:`transition`.
     """
 
     num_steps: int
@@ -102,12 +110,17 @@ class Sampler(nn.Module):
         step: int | torch.Tensor,
         sample: torch.Tensor,
         noise: torch.Tensor | None = None,
+        *,
+        scale_fn: ScaleFn | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One sampling step: ``(loc, scale, next_sample)`` with ``next = loc + scale · noise``.
 
-        ``noise`` (``[*N, A]``, standard normal) is drawn when not given.
+        The scale is floored at ``min_std`` and then passed through ``scale_fn``; ``noise``
+        (``[*N, A]``, standard normal) is drawn when not given.
         """
         loc, scale = self.transition(denoised, step, sample, sampling=True)
+        if scale_fn is not None:
+            scale = scale_fn(scale, step)
         if noise is None:
             noise = torch.randn_like(loc)
         return loc, scale, loc + scale * noise
@@ -117,7 +130,6 @@ class Sampler(nn.Module):
         denoise: Denoise,
         prior: torch.Tensor,
         *,
-        observation: torch.Tensor | None = None,
         scale_fn: ScaleFn | None = None,
         generator: torch.Generator | None = None,
     ) -> Chain:
@@ -126,10 +138,10 @@ class Sampler(nn.Module):
         Loops over the K steps only; every step is batched over ``*B``.
 
         Args:
-            denoise: the denoiser, conditioned on the observation (it must broadcast the
-                observation over extra leading dimensions of ``sample``).
+            denoise: the denoiser, conditioned on the observation (a
+                :class:`ConditionedDenoiser`, or any callable that broadcasts the observation over
+                extra leading dimensions of ``sample``).
             prior: x_K, ``[*B, A]``.
-            observation: passed to samplers that score chains (best-of-K); unused otherwise.
             scale_fn: optional adjustment of each step's sampling scale (a learned factor).
             generator: random generator for the transition noise.
 
@@ -146,14 +158,44 @@ class Sampler(nn.Module):
         samples, locs, scales = [prior], [], []
         for j in range(self.num_steps):
             denoised = denoise(sample, self.timesteps[j])
-            loc, scale = self.transition(denoised, j, sample, sampling=True)
-            if scale_fn is not None:
-                scale = scale_fn(scale, j)
-            sample = loc + scale * noise[j]
+            loc, scale, sample = self.step(denoised, j, sample, noise[j], scale_fn=scale_fn)
             samples.append(sample)
             locs.append(loc)
             scales.append(scale)
         return Chain(torch.stack(samples, -2), torch.stack(locs, -2), torch.stack(scales, -2))
+
+    def rescore_chain(
+        self, denoise: Denoise, chain: torch.Tensor, *, scale_fn: ScaleFn | None = None
+    ) -> Chain:
+        """Teacher forcing: the current transitions of a recorded chain, in one denoiser call.
+
+        The K steps become a leading batch dimension of ``denoise``'s input (so the agent dim of
+        per-agent networks stays second to last); scales are floored at ``min_score_std``, then
+        passed through ``scale_fn`` with ``step`` a ``[K, 1, …, 1]`` tensor. With the sampling
+        network, ``min_score_std == min_std`` and the same ``scale_fn``, it reproduces the
+        ``loc``/``scale`` that :meth:`sample_chain` recorded.
+
+        Args:
+            denoise: the denoiser conditioned on the chains' observations ``[*B, O]``.
+            chain: the recorded chain ``[*B, K + 1, A]``.
+            scale_fn: the adjustment applied when sampling.
+
+        Returns:
+            ``Chain(chain, loc, scale)`` with the current ``loc``, ``scale`` ``[*B, K, A]``.
+        """
+        if chain.dim() < 2 or chain.shape[-2] != self.num_steps + 1:
+            raise ValueError(
+                f"chain must have shape [*B, K + 1, A] with K + 1 = {self.num_steps + 1}, got "
+                f"{tuple(chain.shape)}."
+            )
+        samples = chain[..., :-1, :].movedim(-2, 0)
+        step = torch.arange(self.num_steps, device=chain.device)
+        step = step.view(-1, *([1] * (samples.dim() - 2)))
+        denoised = denoise(samples, self.timesteps[step])
+        loc, scale = self.transition(denoised, step, samples)
+        if scale_fn is not None:
+            scale = scale_fn(scale, step)
+        return Chain(chain, loc.movedim(0, -2), scale.movedim(0, -2))
 
 
 class ScheduledSampler(Sampler):
@@ -188,8 +230,7 @@ class ScheduledSampler(Sampler):
         super().__init__()
         if not isinstance(schedule, NoiseSchedule):
             raise ValueError(f"schedule must be a NoiseSchedule, got {type(schedule).__name__}.")
-        if prediction not in _PREDICTIONS:
-            raise ValueError(f"prediction must be one of {_PREDICTIONS}, got {prediction!r}.")
+        check_choice("prediction", prediction, _PREDICTIONS)
         if clip_sample is not None and not clip_sample > 0:
             raise ValueError(f"clip_sample must be > 0 or None, got {clip_sample!r}.")
         if not min_std >= 0:

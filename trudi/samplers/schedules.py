@@ -12,17 +12,13 @@ import math
 
 import torch
 
+from trudi.validation import check_int
+
 __all__ = ["CosineSchedule", "LinearSchedule", "NoiseSchedule", "SigmoidSchedule"]
 
 # Per-step betas are capped below 1 so that ᾱ_T stays positive and x0 = (x_t − ...)/sqrt(ᾱ_t)
 # remains finite at the noisiest step.
 _MAX_BETA = 0.999
-
-
-def _check_num_steps(num_steps: int) -> int:
-    if not isinstance(num_steps, int) or isinstance(num_steps, bool) or num_steps < 1:
-        raise ValueError(f"num_steps must be an integer >= 1, got {num_steps!r}.")
-    return num_steps
 
 
 def _alphas_cumprod_from_curve(curve: torch.Tensor) -> torch.Tensor:
@@ -40,7 +36,8 @@ class NoiseSchedule:
     """
 
     def __init__(self, num_steps: int) -> None:
-        self.num_steps = _check_num_steps(num_steps)
+        check_int("num_steps", num_steps)
+        self.num_steps = num_steps
 
     def alphas_cumprod(self) -> torch.Tensor:
         """ᾱ_t for t = 0 … T as a float64 tensor of shape ``[T + 1]``, with ᾱ_0 = 1, decreasing."""
