@@ -3,7 +3,7 @@
 A batched torch environment (``batched_pendulum.py``, a stand-in for any GPU-vectorized simulator)
 is stepped by hand. Each iteration rolls out ``rollout_steps`` steps of ``num_envs`` envs, calling
 the :class:`~trudi.policies.DiffusionPolicy` on a TensorDict of observations; the policy writes the
-action and the behaviour chain (DESIGN §3 keys), which are stacked to a ``[N, T]`` batch. TorchRL's
+action and the behaviour chain (docs/design.md), which are stacked to a ``[N, T]`` batch. TorchRL's
 ``GAE`` computes advantages (time-limit truncations bootstrap from V(final observation)), and
 :class:`~trudi.learners.TruDiLoss` with a :class:`~trudi.constraints.TrajectoryKLProjection` is
 minimised over epochs of minibatches. Everything lives on ``--device``; the only host syncs are

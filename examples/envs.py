@@ -1,7 +1,7 @@
 """Environments of the training example: Gymnasium vector envs behind one ``make_env``.
 
 ``GymWrapper(SyncVectorEnv(..., autoreset_mode=DISABLED))`` was the fastest correct Gymnasium path
-measured on a 2-core machine (DESIGN.md §6): ~13,500 HalfCheetah steps/s with 64 envs, where
+measured on a 2-core machine: ~13,500 HalfCheetah steps/s with 64 envs, where
 ``GymEnv(name, num_envs=N)`` (one process per env) and ``ParallelEnv`` were several times slower.
 TorchRL resets finished sub-envs itself (partial resets), and the ``("next", ...)`` entries keep the
 last observation of a truncated episode, so GAE bootstraps time-limit truncations from V(s_T).

@@ -180,3 +180,16 @@ def test_loss_copies_prefixed_policy_keys():
     assert loss.tensor_keys.chain == loss.tensor_keys.action == ("agents", "diffusion", "chain")
     assert loss.tensor_keys.loc == ("agents", "diffusion", "loc")
     assert loss.tensor_keys.chain_log_prob == loss.tensor_keys.sample_log_prob
+
+
+def test_team_advantage_broadcasts_over_agent_ratios():
+    from trudi.learners import ChainLoss
+
+    team = torch.randn(4, 1)
+    per_agent = torch.zeros(4, 3, 1)
+    broadcast = ChainLoss._broadcast(team, per_agent)
+    torch.testing.assert_close(broadcast + per_agent, team.unsqueeze(1).expand(4, 3, 1))
+    matching = torch.randn(4, 3, 1)
+    assert ChainLoss._broadcast(matching, per_agent) is matching
+    other_batch = torch.randn(5, 1)
+    assert ChainLoss._broadcast(other_batch, per_agent) is other_batch
