@@ -10,9 +10,9 @@ import pytest
 MODULES = [
     "trudi.constraints.gaussian_kl",
     "trudi.constraints.projection",
-    "trudi.constraints.tensordict_module",
     "trudi.learners.dppo_loss",
     "trudi.learners.trudi_loss",
+    "trudi.policies.chain_keys",
     "trudi.policies.chain_normal",
     "trudi.policies.denoiser",
     "trudi.policies.diffusion_policy",

@@ -47,6 +47,7 @@ def gaussian_kl(
         ``(mean_part, cov_part)``, each ``[*B, K]``.
 
     Example:
+        >>> import torch
         >>> loc, scale = torch.zeros(4, 10, 3), torch.ones(4, 10, 3)
         >>> m, c = gaussian_kl(loc + 0.1, scale, loc, scale)
         >>> m.shape, bool(c.abs().max() == 0)

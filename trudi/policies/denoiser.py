@@ -8,6 +8,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from trudi.validation import check_int
+
 __all__ = ["AgentLinear", "DenoiserMLP"]
 
 
@@ -123,10 +125,8 @@ class DenoiserMLP(nn.Module):
             ("num_blocks", num_blocks, 0),
             ("step_embedding_dim", step_embedding_dim, 1),
         ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}.")
-        if n_agents is not None and (not isinstance(n_agents, int) or n_agents < 1):
-            raise ValueError(f"n_agents must be None or an integer >= 1, got {n_agents!r}.")
+            check_int(name, value, minimum=low)
+        check_int("n_agents", n_agents, optional=True)
         self.observation_dim = observation_dim
         self.action_dim = action_dim
         self.num_steps = num_steps

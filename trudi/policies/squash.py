@@ -6,6 +6,8 @@ import torch
 from torch import nn
 from torchrl.data import TensorSpec
 
+from trudi.validation import check_choice
+
 __all__ = ["ActionSquash"]
 
 _MODES = ("clip", "tanh", "none")
@@ -36,8 +38,7 @@ class ActionSquash(nn.Module):
 
     def __init__(self, mode: str = "clip", action_spec: TensorSpec | None = None) -> None:
         super().__init__()
-        if mode not in _MODES:
-            raise ValueError(f"squash must be one of {_MODES}, got {mode!r}.")
+        check_choice("squash", mode, _MODES)
         self.mode = mode
         low, high = torch.tensor(-1.0), torch.tensor(1.0)
         if action_spec is not None and mode != "none":
