@@ -44,7 +44,13 @@ from trudi.validation import (
     check_transitions,
 )
 
-__all__ = ["Projection", "TrajectoryKLProjection", "project_transitions", "projection_metrics"]
+__all__ = [
+    "PROJECT_BACKENDS",
+    "Projection",
+    "TrajectoryKLProjection",
+    "project_transitions",
+    "projection_metrics",
+]
 
 
 @functools.cache
