@@ -29,8 +29,9 @@ How to extend:
   extends the group's base class, registered in :func:`register` (see ``DPPOAlgoConfig``).
 - **A group**: a dataclass, a field of that type in :class:`Config`, a line in the defaults of
   ``config.yaml``. A group whose options only set existing fields (say ``scale=massive`` setting
-  ``num_envs`` and ``rollout_length``) needs no schema: its yaml files start with
-  ``# @package _global_`` and :class:`Config` checks what they set.
+  ``num_envs`` and ``rollout_length``) needs no schema of its own: a line in the defaults of
+  ``config.yaml`` and yaml files that start with ``# @package _global_``; :class:`Config` checks
+  what they set. Put it after the groups whose values it may change.
 
 Example:
     >>> cfg = compose_config("algo=ppo", "total_frames=8192")  # as python -m examples.train ... would

@@ -275,7 +275,8 @@ def train(cfg: DictConfig) -> list[dict[str, float]]:
         history.append(row)
         if bar is not None:
             bar.update(data.numel())
-            bar.set_postfix(ret=f"{row['return']:.3f}", t=f"{row['time_s']:.0f}s")
+            shown = {"ret": f"{row['return']:.3f}"} if math.isfinite(row["return"]) else {}
+            bar.set_postfix(shown, t=f"{row['time_s']:.0f}s")
         log.info(
             "frames %d  return %.3f  reward/step %.4f  %s",
             frames,

@@ -21,6 +21,7 @@ from examples.checkpoint import load_checkpoint
 
 __all__ = [
     "CHECKPOINT",
+    "CHECKPOINT_FORMAT",
     "RunDirectoryError",
     "check_resumable",
     "describe",
@@ -30,6 +31,8 @@ __all__ = [
 ]
 
 CHECKPOINT = "checkpoint.pt"
+# The layout of checkpoint.pt; a checkpoint of another layout is refused, not converted.
+CHECKPOINT_FORMAT = 2
 # What a run writes; any of them marks the directory as used.
 _OUTPUTS = (CHECKPOINT, "logs", "learning_curve.png", "config.yaml")
 # Fields that may change between a run and its resumption: they do not touch the training itself.
@@ -48,6 +51,18 @@ def describe(checkpoint: dict[str, Any]) -> str:
     )
 
 
+def _load(path: Path) -> dict[str, Any]:
+    checkpoint = load_checkpoint(path)
+    found = checkpoint.get("format", 1)
+    if found != CHECKPOINT_FORMAT:
+        raise RunDirectoryError(
+            f"{path} has checkpoint format {found}, written by another version of "
+            f"examples/train.py (this one reads format {CHECKPOINT_FORMAT}); start a new run "
+            f"elsewhere with hydra.run.dir=<dir>."
+        )
+    return checkpoint
+
+
 def open_run(out_dir: Path, resume: bool) -> dict[str, Any] | None:
     """The checkpoint to continue (``resume``), or ``None`` for a fresh run in an unused directory.
 
@@ -59,7 +74,7 @@ def open_run(out_dir: Path, resume: bool) -> dict[str, Any] | None:
     used = [name for name in _OUTPUTS if (out_dir / name).exists()]
     if resume:
         if path.exists():
-            return load_checkpoint(path)
+            return _load(path)
         hint = "run without resume=true to start a fresh run there"
         if used:
             hint = (
@@ -72,7 +87,7 @@ def open_run(out_dir: Path, resume: bool) -> dict[str, Any] | None:
     if used:
         state = ""
         if path.exists():
-            checkpoint = load_checkpoint(path)
+            checkpoint = _load(path)
             finished = checkpoint["frames"] >= checkpoint["budget"]
             state = f", {'finished' if finished else 'stopped'} at {describe(checkpoint)}"
         raise RunDirectoryError(

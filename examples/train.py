@@ -47,6 +47,7 @@ from examples.interrupt import StopRequest, TrainingInterrupted
 from examples.plotting import plot_learning_curve
 from examples.run_dir import (
     CHECKPOINT,
+    CHECKPOINT_FORMAT,
     RunDirectoryError,
     check_resumable,
     describe,
@@ -102,15 +103,17 @@ def evaluate(cfg: DictConfig, train_env, policy, seed: int) -> dict[str, float]:
 
 
 def update(cfg: DictConfig, loss, optimizer, batch: TensorDictBase) -> dict[str, torch.Tensor]:
-    """``cfg.epochs`` passes of ``cfg.minibatches`` minibatches over ``batch`` (``[N, T]``, with
-    advantages); returns each scalar loss output's mean over the updates, on the device: the
-    update never waits for the host."""
+    """``cfg.epochs`` passes of ``cfg.minibatches`` equal minibatches over ``batch`` (``[N, T]``,
+    with advantages; a remainder of fewer than ``cfg.minibatches`` samples sits each pass out);
+    returns each scalar loss output's mean over the updates, on the device: the update never
+    waits for the host."""
     flat = batch.reshape(-1)
     size = flat.numel() // cfg.minibatches
     sums: dict[str, torch.Tensor] = {}
     updates = 0
     for _ in range(cfg.epochs):
-        for index in torch.randperm(flat.numel(), device=flat.device).split(size):
+        order = torch.randperm(flat.numel(), device=flat.device)
+        for index in order[: cfg.minibatches * size].split(size):
             try:
                 out = loss(flat[index])
             except Exception:
@@ -139,8 +142,9 @@ def train(
     """Run the configured training in ``out_dir``; returns the last iteration's metrics.
 
     ``on_iteration(iteration, metrics)`` runs after each iteration is logged, before its
-    checkpoint (``iteration`` counts from 1). :class:`~examples.config.ConfigError` and :class:`~examples.run_dir.RunDirectoryError`
-    come before anything is built; Ctrl-C ends in :class:`~examples.interrupt.TrainingInterrupted`.
+    checkpoint (``iteration`` counts from 1). :class:`~examples.config.ConfigError` and
+    :class:`~examples.run_dir.RunDirectoryError` come before anything is built; Ctrl-C ends in
+    :class:`~examples.interrupt.TrainingInterrupted`.
     """
     validate(cfg)
     out_dir = Path(out_dir)
@@ -203,6 +207,7 @@ def train(
         save_checkpoint(
             ckpt_path,
             {
+                "format": CHECKPOINT_FORMAT,
                 "iteration": iteration,
                 "frames": iteration * frames_per_iter,
                 "budget": budget,

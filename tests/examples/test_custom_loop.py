@@ -102,10 +102,9 @@ TINY += ["--num-minibatches", "2", "--eval-episodes", "1"]
 
 
 def test_custom_loop_runs_a_few_iterations(capsys):
-    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
     metrics = custom_loop.main([*TINY, "--threads", "1"])
     assert torch.get_num_threads() == 1
-    torch.set_num_threads(threads)
     assert capsys.readouterr().out.count("iter ") == 2
     expected = {"episode_return", "mean_reward", "eval_return", "policy_change"}
     expected |= {"kl_trajectory_after", "frac_projected", "explained_variance"}

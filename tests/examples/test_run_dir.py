@@ -8,7 +8,6 @@ import signal
 import sys
 
 import pytest
-import torch
 
 pytest.importorskip("gymnasium")
 pytest.importorskip("hydra")
@@ -22,13 +21,6 @@ from tests.examples.helpers import FRAMES_PER_ITERATION, TINY, config, logged_st
 FOUR = ("total_frames=256", "checkpoint_every=2", "eval_every=0")  # 4 iterations
 STEPS = [FRAMES_PER_ITERATION * i for i in range(1, 5)]
 COMPARED = ("loss_objective", "loss_critic", "loss_trust_region", "train_return")
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
 
 
 def _after(n: int, stop):
@@ -153,3 +145,11 @@ def test_command_line_reports_a_used_directory_without_traceback(tmp_path, monke
     train.main()
     with pytest.raises(SystemExit, match=r"error: .* holds an earlier run"):
         train.main()
+
+
+def test_checkpoint_of_another_format_is_refused(tmp_path):
+    from examples.checkpoint import save_checkpoint
+
+    save_checkpoint(tmp_path / "checkpoint.pt", {"iteration": 3})  # examples 0.1.0 had no format
+    with pytest.raises(RunDirectoryError, match=r"checkpoint format 1.*reads format 2"):
+        train.train(config("total_frames=64", "resume=true"), tmp_path)

@@ -18,13 +18,6 @@ from examples.envs import make_env
 from tests.examples.helpers import FRAMES_PER_ITERATION, config, logged_steps
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.parametrize("algo", ["trudi", "dppo", "ppo", "trpl"])
 def test_smoke_run_each_arm(algo, tmp_path):
     cfg = config(f"algo={algo}", "total_frames=128")
@@ -99,7 +92,9 @@ def test_nan_stops_run_and_keeps_checkpoint(algo, tmp_path, monkeypatch):
 
     monkeypatch.setattr(loss_class, "forward", poisoned)
     cfg = config(f"algo={algo}", "total_frames=256", "checkpoint_every=2", "eval_every=0")
-    with pytest.raises(train.NonFiniteLossError, match=r"non-finite \['loss_objective'.* in iteration 3"):
+    with pytest.raises(
+        train.NonFiniteLossError, match=r"non-finite \['loss_objective'.* in iteration 3"
+    ):
         train.train(cfg, tmp_path)
     checkpoint = load_checkpoint(tmp_path / "checkpoint.pt")
     assert checkpoint["iteration"] == 2
