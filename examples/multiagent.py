@@ -318,7 +318,14 @@ def plot_curves(curves: dict[str, list[dict[str, float]]], path: Path, title: st
 
 
 def run(cfg: DictConfig, out_dir: Path) -> list[dict[str, float]]:
-    """Train, then write the metrics CSV and the learning curve to ``out_dir``."""
+    """Train, then write the metrics CSV and the learning curve to ``out_dir``, which must not
+    hold another run's."""
+    used = [name for name in (cfg.log.csv, cfg.log.plot) if (out_dir / name).exists()]
+    if used:
+        raise FileExistsError(
+            f"{out_dir} holds another run's {', '.join(used)}; a new run never overwrites one: "
+            "start it elsewhere with hydra.run.dir=<dir>."
+        )
     history = train(cfg)
     write_csv(history, out_dir / cfg.log.csv)
     title = f"{cfg.algo} on {cfg.env.scenario}"

@@ -55,7 +55,9 @@ def uninterrupted(tmp_path_factory):
     return load_checkpoint(out / "checkpoint.pt")["history"]
 
 
-def test_ctrl_c_checkpoints_the_iteration_and_resume_continues_exactly(tmp_path, uninterrupted):
+def test_ctrl_c_checkpoints_the_iteration_and_resume_continues_exactly(
+    tmp_path, uninterrupted, capsys
+):
     with pytest.raises(TrainingInterrupted) as stop:
         train.train(config(*FOUR), tmp_path, on_iteration=_after(3, _ctrl_c))
     assert stop.value.graceful and stop.value.checkpoint_iteration == 3
@@ -63,6 +65,8 @@ def test_ctrl_c_checkpoints_the_iteration_and_resume_continues_exactly(tmp_path,
     assert (tmp_path / "learning_curve.png").exists()
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     train.train(config(*FOUR, "resume=true"), tmp_path)
+    resumed = f"resumed {tmp_path / 'checkpoint.pt'} at iteration 3 (192 of 256 env steps)"
+    assert resumed in capsys.readouterr().out
     _same_history(uninterrupted, load_checkpoint(tmp_path / "checkpoint.pt")["history"])
     assert logged_steps(tmp_path) == STEPS
 
