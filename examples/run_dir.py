@@ -78,22 +78,23 @@ def open_run(out_dir: Path, resume: bool) -> dict[str, Any] | None:
         hint = "run without resume=true to start a fresh run there"
         if used:
             hint = (
-                f"it holds {', '.join(used)} of a run that stopped before its first checkpoint; "
-                "start a fresh run in another directory with hydra.run.dir=<dir>"
+                f"it holds {', '.join(used)} but no checkpoint; start a fresh run in another "
+                "directory with hydra.run.dir=<dir>"
             )
         raise RunDirectoryError(
             f"resume=true: nothing to resume in {out_dir} (no {CHECKPOINT}); {hint}."
         )
     if used:
-        state = ""
+        state, advice = "", ""
         if path.exists():
             checkpoint = _load(path)
             finished = checkpoint["frames"] >= checkpoint["budget"]
             state = f", {'finished' if finished else 'stopped'} at {describe(checkpoint)}"
+            advice = "" if finished else "Continue it with resume=true, or start"
         raise RunDirectoryError(
-            f"{out_dir} holds an earlier run ({', '.join(used)}{state}); a new run never overwrites "
-            f"one. Continue it with resume=true, or start this one elsewhere with "
-            f"hydra.run.dir=<dir> (or another seed, env or algo)."
+            f"{out_dir} holds an earlier run ({', '.join(used)}{state}); a new run never "
+            f"overwrites one. {advice or 'Start'} this one elsewhere with hydra.run.dir=<dir> "
+            "(or another seed, env or algo)."
         )
     return None
 

@@ -328,18 +328,20 @@ def main(cfg: DictConfig) -> float:
         metrics = train(cfg, out_dir)
     except (ConfigError, RunDirectoryError) as error:
         sys.exit(f"error: {error}")
-    except TrainingInterrupted as stop:
-        command = resume_command(out_dir, list(run.overrides.task))
-        if stop.graceful:
+    except KeyboardInterrupt as stop:
+        if isinstance(stop, TrainingInterrupted) and stop.graceful:
             print(
                 f"stopped at iteration {stop.checkpoint_iteration}; checkpoint and plot in {out_dir}."
             )
-        else:
+        elif isinstance(stop, TrainingInterrupted):
             print(
                 f"stopped at once; the last checkpoint is of iteration {stop.checkpoint_iteration} "
                 f"(resuming redoes the steps after it); plot in {out_dir}."
             )
-        print(f"resume with:\n  {command}")
+        else:
+            print("stopped while starting, before the first iteration.")
+        if (out_dir / CHECKPOINT).exists():
+            print(f"resume with:\n  {resume_command(out_dir, list(run.overrides.task))}")
         sys.exit(130)
     print(f"done: {_summary(metrics)}; outputs in {out_dir}")
     return metrics.get("eval_return_deterministic", float("nan"))

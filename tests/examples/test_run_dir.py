@@ -86,10 +86,18 @@ def test_second_run_into_a_used_directory_refuses_and_destroys_nothing(tmp_path)
     train.train(config("total_frames=128", "eval_every=1"), tmp_path)
     before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
     with pytest.raises(
-        RunDirectoryError, match=r"finished at iteration 2.*resume=true.*hydra\.run\.dir"
+        RunDirectoryError,
+        match=r"finished at iteration 2 .*Start this one elsewhere with hydra\.run\.dir",
     ):
         train.train(config("total_frames=64"), tmp_path)
     assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+
+
+def test_fresh_run_into_a_stopped_run_names_resume(tmp_path):
+    with pytest.raises(TrainingInterrupted):
+        train.train(config(*FOUR), tmp_path, on_iteration=_after(1, _ctrl_c))
+    with pytest.raises(RunDirectoryError, match=r"stopped at iteration 1 .*resume=true"):
+        train.train(config(*FOUR), tmp_path)
 
 
 def test_resume_with_nothing_to_resume_fails(tmp_path):
