@@ -1,7 +1,7 @@
 """Action statistics of trained policies: how noisy the stochastic actions are and how close the
 deterministic ones sit to the action bounds.
 
-    python benchmarks/action_stats.py --task humanoid --arms trudi dppo ppo --seed 0
+    python -m benchmarks.action_stats --task humanoid --arms trudi dppo ppo --seed 0
 
 Reads the learning benchmark's checkpoints (``outputs/benchmark/<task>/<arm>/seed<seed>/``), rolls
 each policy for a few steps on fresh envs with its saved observation normaliser, then on those
@@ -13,19 +13,17 @@ bound, the fraction of stochastic actions at a bound, and |deterministic action|
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import torch
 from omegaconf import OmegaConf
 from tensordict.nn import InteractionType, set_interaction_type
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "examples"))
+from examples.build import build_critic, build_loss, build_policy
+from examples.checkpoint import load_checkpoint
+from examples.envs import make_env
 
-from build import build_critic, build_loss, build_policy  # noqa: E402
-from checkpoint import load_checkpoint  # noqa: E402
-from envs import make_env  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def action_stats(path: Path, num_envs: int, draws: int) -> dict[str, float]:

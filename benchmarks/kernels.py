@@ -7,7 +7,7 @@ bandwidth of each against the GPU's peak. The bytes counted are the fused path's
 forward reads 4 and writes 2 ``[N, K, A]`` tensors, backward reads 4 inputs and 2 upstream
 gradients and writes 4 input gradients (16 tensors in all, plus a few floats per chain).
 
-    python benchmarks/kernels.py [--divergence kl] [--peak-gbps 3350] [--out benchmarks/results]
+    python -m benchmarks.kernels [--divergence kl] [--peak-gbps 3350] [--out benchmarks/results]
 
 Writes ``kernels-<gpu>.md`` (a markdown table) to ``--out``. Without CUDA it says so and exits 0.
 Targets on an H100: Triton >= 5x eager and >= 1.5x torch.compile at 98,304 chains, >= 60% of peak.
@@ -77,16 +77,15 @@ def main() -> int:
 
     if not torch.cuda.is_available():
         print(
-            "benchmarks/kernels.py: CUDA is not available; the Triton kernels are benchmarked on a GPU only."
+            "benchmarks.kernels: CUDA is not available; the Triton kernels are benchmarked on a GPU only."
         )
         return 0
     try:
         import triton  # noqa: F401
     except ImportError:
-        print("benchmarks/kernels.py: Triton is not installed (pip install triton).")
+        print("benchmarks.kernels: Triton is not installed (pip install triton).")
         return 0
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a source checkout
     from trudi.constraints import TrajectoryKLProjection
 
     device_name = torch.cuda.get_device_name()

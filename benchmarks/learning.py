@@ -1,14 +1,15 @@
 """Learning benchmark: TruDi vs Gaussian PPO vs Gaussian TRPL vs DPPO on Gymnasium MuJoCo v5.
 
-    python benchmarks/learning.py                                   # 5 tasks x 4 arms x 3 seeds, 1M steps
-    python benchmarks/learning.py --tasks halfcheetah --arms trudi ppo --seeds 0 --jobs 2
-    python benchmarks/learning.py --report-only                     # table and plots from the CSVs
+    python -m benchmarks.learning                                   # 5 tasks x 4 arms x 3 seeds, 1M steps
+    python -m benchmarks.learning --tasks halfcheetah --arms trudi ppo --seeds 0 --jobs 2
+    python -m benchmarks.learning --report-only                     # table and plots from the CSVs
 
-Every run is ``examples/train.py`` with the same configuration apart from the arm (``algo``), so the
-arms share the critic, GAE, optimizer, environment steps and evaluation protocol. Runs go one
-after another (``--jobs`` at a time, each on one thread), each in its own process; a run whose CSV
-already exists is skipped, so an interrupted benchmark continues where it stopped (and each run
-itself resumes from its checkpoint). Written under ``benchmarks/results/learning/``:
+Every run is ``python -m examples.train`` with the same configuration apart from the arm
+(``algo``), so the arms share the critic, GAE, optimizer, environment steps and evaluation
+protocol. Runs go one after another (``--jobs`` at a time, each on one thread), each in its own
+process and run directory (``--runs``/<task>/<arm>/seed<seed>); a run whose CSV already exists is
+skipped, so an interrupted benchmark continues where it stopped (and a run with a checkpoint
+resumes it with ``resume=true``). Written under ``benchmarks/results/learning/``:
 
 - ``<task>/<arm>-seed<seed>.csv``: env steps, wall-clock (training time, s), evaluation return with
   the deterministic sampler and with the stochastic one;
@@ -30,6 +31,8 @@ from pathlib import Path
 
 import torch
 
+from examples.plotting import arm_colour
+
 ROOT = Path(__file__).resolve().parents[1]
 ARMS = {"trudi": "TruDi", "ppo": "Gaussian PPO", "trpl": "Gaussian TRPL", "dppo": "DPPO"}
 TASKS = ("halfcheetah", "hopper", "walker2d", "ant", "humanoid")
@@ -42,9 +45,11 @@ def run_one(task: str, arm: str, seed: int, args: argparse.Namespace) -> Path:
     if out_csv.exists():
         return out_csv
     run_dir = args.runs / task / arm / f"seed{seed}"
+    resume = (run_dir / "checkpoint.pt").exists()
     command = [
         sys.executable,
-        str(ROOT / "examples" / "train.py"),
+        "-m",
+        "examples.train",
         f"env={task}",
         f"algo={arm}",
         f"seed={seed}",
@@ -52,7 +57,7 @@ def run_one(task: str, arm: str, seed: int, args: argparse.Namespace) -> Path:
         f"eval_every={args.eval_every}",
         f"eval_episodes={args.eval_episodes}",
         "progress_bar=false",
-        "resume=true",
+        f"resume={str(resume).lower()}",
         f"hydra.run.dir={run_dir}",
         *args.overrides,
     ]
@@ -125,12 +130,14 @@ def plot(out: Path, tasks, arms) -> None:
             values = [[r[i]["eval_return_deterministic"] for r in runs] for i in range(length)]
             mean = [statistics.mean(v) for v in values]
             std = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in values]
-            ax.plot(frames, mean, label=f"{ARMS[arm]} (n={len(runs)})")
+            colour = arm_colour(arm)
+            ax.plot(frames, mean, label=f"{ARMS[arm]} (n={len(runs)})", color=colour)
             ax.fill_between(
                 frames,
                 [m - s for m, s in zip(mean, std, strict=True)],
                 [m + s for m, s in zip(mean, std, strict=True)],
                 alpha=0.2,
+                color=colour,
             )
         if ax.lines:
             ax.set_xlabel("environment steps")

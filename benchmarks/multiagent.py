@@ -1,7 +1,7 @@
 """TruDi vs MAPPO on VMAS navigation and balance at a fixed frame budget, over seeds.
 
-    python benchmarks/multiagent.py                     # 2 scenarios x 2 algos x 3 seeds, CPU
-    python benchmarks/multiagent.py --frames 2000000 --num-envs 4096 --device cuda
+    python -m benchmarks.multiagent                     # 2 scenarios x 2 algos x 3 seeds, CPU
+    python -m benchmarks.multiagent --frames 2000000 --num-envs 4096 --device cuda
 
 Each run is ``examples/multiagent.py``'s ``train`` with the example's config (Hydra overrides
 below) and a different seed. Writes to ``benchmarks/results/``:
@@ -16,15 +16,14 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from examples.multiagent import train
+from examples.plotting import arm_colour
 
-from examples.multiagent import train  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 RESULTS = ROOT / "benchmarks" / "results"
 CONFIG_DIR = ROOT / "examples" / "conf" / "multiagent"
@@ -57,7 +56,7 @@ def write_table(runs: list[dict], args: argparse.Namespace, path: Path) -> None:
         f"# TruDi vs MAPPO on VMAS ({args.frames:,} env frames, {args.num_envs} envs, "
         f"{args.device}, {len(args.seeds)} seeds)",
         "",
-        "Command: `python benchmarks/multiagent.py "
+        "Command: `python -m benchmarks.multiagent "
         + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in _cli(args).items())
         + "`",
         "",
@@ -94,8 +93,8 @@ def plot(runs: list[dict], args: argparse.Namespace, path: Path) -> None:
             frames = [h["frames"] for h in rows[0]["history"]]
             curves = torch.tensor([[h["return"] for h in r["history"]] for r in rows])
             mean, std = curves.mean(0), curves.std(0) if len(rows) > 1 else curves[0] * 0
-            ax.plot(frames, mean, label=f"{algo} (n={len(rows)})")
-            ax.fill_between(frames, mean - std, mean + std, alpha=0.25)
+            ax.plot(frames, mean, label=f"{algo} (n={len(rows)})", color=arm_colour(algo))
+            ax.fill_between(frames, mean - std, mean + std, alpha=0.25, color=arm_colour(algo))
         ax.set(title=scenario, xlabel="env frames", ylabel="episode return")
         ax.grid(alpha=0.3)
         ax.legend()

@@ -1,6 +1,6 @@
 """Wall-clock per environment step, split into environment, action sampling and update.
 
-    python benchmarks/overhead.py [--task halfcheetah] [--iterations 3]
+    python -m benchmarks.overhead [--task halfcheetah] [--iterations 3]
 
 TruDi with K = 5 and K = 10 and Gaussian PPO, in the same process on the same task, with the
 training example's default configuration (``examples/conf``): the same env (64 envs x 64 steps per
@@ -11,20 +11,16 @@ after one warm-up iteration; the table gives milliseconds per environment step (
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import torch
 from hydra import compose, initialize_config_dir
 from tensordict.nn import InteractionType, set_interaction_type
+from torchrl.objectives.value import GAE
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-sys.path.insert(0, str(EXAMPLES))
-
-from build import build_critic, build_loss, build_policy  # noqa: E402
-from envs import make_env  # noqa: E402
-from torchrl.objectives.value import GAE  # noqa: E402
+from examples.build import build_critic, build_loss, build_policy
+from examples.config import CONFIG_DIR
+from examples.envs import make_env
 
 ARMS = {
     "TruDi K=5": ["algo=trudi", "policy.num_steps=5"],
@@ -85,7 +81,7 @@ def main() -> None:
     args = parser.parse_args()
     results = {}
     for name, arm in ARMS.items():
-        with initialize_config_dir(config_dir=str(EXAMPLES / "conf"), version_base=None):
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
             cfg = compose("config", overrides=[f"env={args.task}", *arm, *args.overrides])
         torch.set_num_threads(cfg.threads)
         results[name] = time_arm(cfg, args.iterations)

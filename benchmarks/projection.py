@@ -1,6 +1,6 @@
 """Forward + backward time of the torch-reference TrajectoryKLProjection.
 
-    python benchmarks/projection.py [--chains 65536] [--steps 10] [--action-dim 21] [--repeats 3]
+    python -m benchmarks.projection [--chains 65536] [--steps 10] [--action-dim 21] [--repeats 3]
 
 Runs on CPU, and on CUDA when present, for the three divergences. "bytes" is the minimum memory
 traffic of a fused forward + backward (read loc, scale, old_loc, old_scale and write the two

@@ -4,8 +4,8 @@ Prints actions per second for one batch of observations through ``policy(td)`` u
 ``InteractionType.RANDOM`` (what a collector does), and samples per second for the re-scoring
 ``policy.get_dist(td).log_prob(chain)`` with its backward pass (what a loss does).
 
-    python benchmarks/sampling.py                 # 4,096 observations, A = 21, 256-wide nets
-    python benchmarks/sampling.py --threads 1
+    python -m benchmarks.sampling                 # 4,096 observations, A = 21, 256-wide nets
+    python -m benchmarks.sampling --threads 1
 """
 
 from __future__ import annotations

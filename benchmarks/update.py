@@ -1,6 +1,6 @@
 """Time of one update epoch for TruDi (K=10), DPPO (K=10) and Gaussian PPO, side by side.
 
-    python benchmarks/update.py [--samples 65536] [--minibatch 4096] [--steps 10] [--action-dim 21]
+    python -m benchmarks.update [--samples 65536] [--minibatch 4096] [--steps 10] [--action-dim 21]
 
 One epoch = one pass over ``samples`` stored transitions in minibatches: loss forward, backward and
 an Adam step, with the same critic, advantages and networks (3 x 256 MLPs) for every arm. Runs on

@@ -1,8 +1,9 @@
 """Multi-agent TruDi on VMAS, with TorchRL's MAPPO (Gaussian head) as the baseline.
 
-    python examples/multiagent.py                                  # TruDi on navigation, CPU
-    python examples/multiagent.py algo=mappo                       # the Gaussian MAPPO baseline
-    python examples/multiagent.py env.scenario=balance env.num_envs=4096 device=cuda
+    python -m examples.multiagent                                  # TruDi on navigation, CPU
+    python -m examples.multiagent algo=mappo                       # the Gaussian MAPPO baseline
+    python -m examples.multiagent --multirun algo=trudi,mappo      # both, one run each
+    python -m examples.multiagent env.scenario=balance env.num_envs=4096 device=cuda
 
 Reads top to bottom: environment, policy heads, critic, loss, then the training loop. Every
 hyperparameter is in ``examples/conf/multiagent/config.yaml``.
@@ -35,6 +36,7 @@ from torchrl.modules import MultiAgentMLP, ProbabilisticActor, TanhNormal
 from torchrl.objectives import ValueEstimators
 from torchrl.objectives.multiagent import MAPPOLoss
 
+from examples.plotting import arm_colour
 from trudi.constraints import TrajectoryKLProjection
 from trudi.learners import TruDiLoss
 from trudi.policies import DenoiserMLP, DiffusionPolicy
@@ -211,7 +213,7 @@ def episode_return(data: TensorDictBase) -> float:
 def train(cfg: DictConfig) -> list[dict[str, float]]:
     """Train ``cfg.algo`` on ``cfg.env.scenario``; one row of metrics per iteration."""
     torch.manual_seed(cfg.seed)
-    torch.set_num_threads(cfg.num_threads)
+    torch.set_num_threads(cfg.threads)
     env = make_env(cfg)
     loss, policy = make_loss(cfg, env)
     optimizer = torch.optim.Adam(loss.parameters(), lr=cfg.optim.lr)
@@ -265,7 +267,8 @@ def train(cfg: DictConfig) -> list[dict[str, float]]:
         history.append(row)
         if bar is not None:
             bar.update(data.numel())
-            bar.set_postfix(ret=f"{row['return']:.3f}", t=f"{row['time_s']:.0f}s")
+            shown = {"ret": f"{row['return']:.3f}"} if math.isfinite(row["return"]) else {}
+            bar.set_postfix(shown, t=f"{row['time_s']:.0f}s")
         log.info(
             "frames %d  return %.3f  reward/step %.4f  %s",
             frames,
@@ -288,7 +291,7 @@ def write_csv(history: list[dict[str, float]], path: Path) -> None:
 
 
 def plot_curves(curves: dict[str, list[dict[str, float]]], path: Path, title: str) -> None:
-    """One line per label: episode return against env frames."""
+    """One line per arm (``curves``' keys, in the arm's colour): episode return against env frames."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -296,7 +299,8 @@ def plot_curves(curves: dict[str, list[dict[str, float]]], path: Path, title: st
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for label, history in curves.items():
-        ax.plot([r["frames"] for r in history], [r["return"] for r in history], label=label)
+        frames, returns = [r["frames"] for r in history], [r["return"] for r in history]
+        ax.plot(frames, returns, label=label, color=arm_colour(label))
     ax.set(xlabel="env frames", ylabel="episode return (mean over agents)", title=title)
     ax.grid(alpha=0.3)
     ax.legend()
@@ -306,7 +310,14 @@ def plot_curves(curves: dict[str, list[dict[str, float]]], path: Path, title: st
 
 
 def run(cfg: DictConfig, out_dir: Path) -> list[dict[str, float]]:
-    """Train, then write the metrics CSV and the learning curve to ``out_dir``."""
+    """Train, then write the metrics CSV and the learning curve to ``out_dir``, which must not
+    hold another run's."""
+    used = [name for name in (cfg.log.csv, cfg.log.plot) if (out_dir / name).exists()]
+    if used:
+        raise FileExistsError(
+            f"{out_dir} holds another run's {', '.join(used)}; a new run never overwrites one: "
+            "start it elsewhere with hydra.run.dir=<dir>."
+        )
     history = train(cfg)
     write_csv(history, out_dir / cfg.log.csv)
     title = f"{cfg.algo} on {cfg.env.scenario}"
@@ -328,4 +339,5 @@ def main(cfg: DictConfig) -> None:
 if __name__ == "__main__":
     import hydra
 
-    hydra.main(config_path="conf/multiagent", config_name="config", version_base=None)(main)()
+    config_dir = Path(__file__).resolve().parent / "conf" / "multiagent"
+    hydra.main(config_path=str(config_dir), config_name="config", version_base=None)(main)()

@@ -1,18 +1,23 @@
 """Train TruDi (or DPPO, PPO, TRPL) on a Gymnasium MuJoCo task, configured with Hydra.
 
-    python examples/train.py                                  # TruDi on HalfCheetah-v5 (default)
-    python examples/train.py algo=ppo env=hopper total_frames=1_000_000
-    python examples/train.py --multirun seed=0,1,2 algo=trudi,ppo
-    python examples/train.py resume=true                      # continue the last checkpoint
+Run from the repository root (``examples`` is a package):
+
+    python -m examples.train                                  # TruDi on HalfCheetah-v5 (default)
+    python -m examples.train algo=ppo env=hopper total_frames=1_000_000
+    python -m examples.train --multirun seed=0,1,2 algo=trudi,ppo
+    python -m examples.train resume=true                      # continue this run's checkpoint
 
 Arms (``algo``): ``trudi`` (diffusion policy + TruDiLoss), ``dppo`` (diffusion policy +
 DPPOLoss), ``ppo`` (Gaussian policy + TorchRL's ClipPPOLoss) and ``trpl`` (Gaussian policy +
-TruDiLoss). Every arm shares the env, critic, GAE, optimizer and evaluation protocol.
+TruDiLoss). Every arm shares the env, critic, GAE, optimizer and evaluation protocol. Every field is
+declared and documented in ``examples/config.py`` and checked before anything is built.
 
-Outputs go to ``outputs/<env>/<algo>/seed<seed>/``: CSV logs (TorchRL's ``CSVLogger``; TensorBoard
-or W&B with ``logger=tensorboard|wandb``), ``checkpoint.pt`` (written atomically every
-``checkpoint_every`` iterations) and ``learning_curve.png``. A non-finite loss stops the run with a
-clear error before the optimizer step, so the last checkpoint stays good.
+Each run has its own directory, ``outputs/<env>/<algo>/seed<seed>/`` (``hydra.run.dir=`` picks
+another), and a fresh run refuses one that holds an earlier run (``examples/run_dir.py``). It
+writes CSV logs (TorchRL's ``CSVLogger``; TensorBoard or W&B with ``logger=tensorboard|wandb``),
+``checkpoint.pt`` (atomically, at the start and every ``checkpoint_every`` iterations) and
+``learning_curve.png``. Ctrl-C finishes the iteration, writes both and prints the resume command;
+a non-finite loss stops the run before that iteration is saved, so the last checkpoint stays good.
 """
 
 from __future__ import annotations
@@ -21,13 +26,12 @@ import math
 import random
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import hydra
 import torch
-from build import build_critic, build_loss, build_policy
-from checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from envs import env_state, load_env_state, make_env, normalizer
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from tensordict import TensorDictBase
 from tensordict.nn import InteractionType, set_interaction_type
@@ -35,9 +39,26 @@ from torchrl.objectives.value import GAE
 from torchrl.record.loggers import get_logger
 from tqdm import tqdm
 
+from examples.build import build_critic, build_loss, build_policy
+from examples.checkpoint import rng_state, save_checkpoint, set_rng_state
+from examples.config import CONFIG_DIR, ConfigError, validate
+from examples.envs import env_state, load_env_state, make_env, normalizer
+from examples.interrupt import StopRequest, TrainingInterrupted
+from examples.plotting import plot_learning_curve
+from examples.run_dir import (
+    CHECKPOINT,
+    CHECKPOINT_FORMAT,
+    RunDirectoryError,
+    check_resumable,
+    describe,
+    open_run,
+    resume_command,
+    trim_csv_logs,
+)
+
 
 class NonFiniteLossError(FloatingPointError):
-    """A loss became NaN or infinite; the run stops before the optimizer step."""
+    """A loss became NaN or infinite; the run stops before checkpointing that iteration."""
 
 
 def collect(env, policy, td: TensorDictBase, steps: int) -> tuple[TensorDictBase, TensorDictBase]:
@@ -81,64 +102,66 @@ def evaluate(cfg: DictConfig, train_env, policy, seed: int) -> dict[str, float]:
     return results
 
 
-def plot_learning_curve(history: list[dict[str, float]], path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for key, label in (
-        ("train_return", "training episodes"),
-        ("eval_return_deterministic", "eval, deterministic"),
-        ("eval_return_stochastic", "eval, stochastic"),
-    ):
-        points = [(h["frames"], h[key]) for h in history if key in h and math.isfinite(h[key])]
-        if points:
-            ax.plot(*zip(*points, strict=True), label=label, marker="." if "eval" in key else None)
-    ax.set_xlabel("environment steps")
-    ax.set_ylabel("episode return")
-    ax.set_title(title)
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-# Fields that may change between a run and its resumption: they do not touch the training itself.
-RESUME_MAY_CHANGE = frozenset({"resume", "progress_bar", "logger"})
-
-
-def _flatten(config: dict, prefix: str = "") -> dict[str, object]:
-    flat = {}
-    for key, value in config.items():
-        name = f"{prefix}{key}"
-        flat.update(_flatten(value, f"{name}.") if isinstance(value, dict) else {name: value})
-    return flat
+def update(cfg: DictConfig, loss, optimizer, batch: TensorDictBase) -> dict[str, torch.Tensor]:
+    """``cfg.epochs`` passes of ``cfg.minibatches`` equal minibatches over ``batch`` (``[N, T]``,
+    with advantages; a remainder of fewer than ``cfg.minibatches`` samples sits each pass out);
+    returns each scalar loss output's mean over the updates, on the device: the update never
+    waits for the host."""
+    flat = batch.reshape(-1)
+    size = flat.numel() // cfg.minibatches
+    sums: dict[str, torch.Tensor] = {}
+    updates = 0
+    for _ in range(cfg.epochs):
+        order = torch.randperm(flat.numel(), device=flat.device)
+        for index in order[: cfg.minibatches * size].split(size):
+            try:
+                out = loss(flat[index])
+            except Exception:
+                # Parameters made non-finite by an earlier step can fail a distribution's checks
+                # (errors of any type): stop with the means so far, which the caller reports.
+                if any(not v.isfinite() for k, v in sums.items() if k.startswith("loss_")):
+                    return {key: value / updates for key, value in sums.items()}
+                raise
+            total = sum(v for k, v in out.items() if k.startswith("loss_"))
+            optimizer.zero_grad()
+            total.backward()
+            torch.nn.utils.clip_grad_norm_(loss.parameters(), cfg.max_grad_norm)
+            optimizer.step()
+            updates += 1
+            for key, value in out.items():
+                if value.numel() == 1:
+                    sums[key] = sums.get(key, 0.0) + value.detach().float().reshape(())
+    return {key: value / updates for key, value in sums.items()}
 
 
-def check_resumable(saved: dict, cfg: DictConfig, path: Path) -> None:
-    """Refuse to resume a checkpoint written under another configuration (another head, bound,
-    budget...), which would otherwise load silently when the parameter shapes happen to agree."""
-    old, new = _flatten(saved), _flatten(OmegaConf.to_container(cfg))
-    changed = sorted(
-        key
-        for key in old.keys() | new.keys()
-        if key.split(".")[0] not in RESUME_MAY_CHANGE and old.get(key) != new.get(key)
-    )
-    if changed:
-        details = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed)
-        raise ValueError(
-            f"resume=true: the checkpoint {path} was written under another configuration "
-            f"({details}); resume with the same configuration or use a new output directory."
-        )
+def train(
+    cfg: DictConfig,
+    out_dir: str | Path,
+    on_iteration: Callable[[int, dict[str, float]], None] | None = None,
+) -> dict[str, float]:
+    """Run the configured training in ``out_dir``; returns the last iteration's metrics.
 
-
-def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, float]:
-    """Run the configured training; returns the last iteration's metrics."""
+    ``on_iteration(iteration, metrics)`` runs after each iteration is logged, before its
+    checkpoint (``iteration`` counts from 1). :class:`~examples.config.ConfigError` and
+    :class:`~examples.run_dir.RunDirectoryError` come before anything is built; Ctrl-C ends in
+    :class:`~examples.interrupt.TrainingInterrupted`.
+    """
+    validate(cfg)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = out_dir / CHECKPOINT
+    ckpt = open_run(out_dir, cfg.resume)
+    if ckpt is not None:
+        check_resumable(ckpt["config"], cfg, ckpt_path)
+    frames_per_iter = cfg.num_envs * cfg.rollout_length
+    iterations = cfg.total_frames // frames_per_iter
+    budget = iterations * frames_per_iter
+    if ckpt is not None and ckpt["iteration"] == iterations:
+        print(f"{out_dir} already finished at {describe(ckpt)}; nothing to train.")
+        return ckpt["history"][-1]
+    rounded = (
+        "" if budget == cfg.total_frames else f", total_frames={cfg.total_frames:,} rounded down"
+    )
+    print(f"budget: {iterations} iterations x {frames_per_iter:,} env steps = {budget:,}{rounded}")
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
@@ -149,19 +172,14 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, float]:
     loss = build_loss(cfg, policy, critic)
     advantage = GAE(gamma=cfg.gamma, lmbda=cfg.lmbda, value_network=critic, average_gae=False)
     optimizer = torch.optim.Adam(loss.parameters(), lr=cfg.lr, eps=1e-5)
-    frames_per_iter = cfg.num_envs * cfg.rollout_length
-    iterations = max(1, cfg.total_frames // frames_per_iter)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda i: 1.0 - i / iterations if cfg.lr_schedule == "linear" else 1.0
     )
 
-    ckpt_path = out_dir / "checkpoint.pt"
     history: list[dict[str, float]] = []
     start, logger_state = 0, None
     td = env.reset()
-    if cfg.resume and ckpt_path.exists():
-        ckpt = load_checkpoint(ckpt_path)
-        check_resumable(ckpt["config"], cfg, ckpt_path)
+    if ckpt is not None:
         loss.load_state_dict(ckpt["loss"])
         optimizer.load_state_dict(ckpt["optimizer"])
         schedule.load_state_dict(ckpt["schedule"])
@@ -170,6 +188,9 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, float]:
         td = ckpt["carry"]
         set_rng_state(ckpt["rng"])
         start, history, logger_state = ckpt["iteration"], ckpt["history"], ckpt["logger"]
+        # After a hard stop the logs hold steps past the checkpoint, which this run logs again.
+        trim_csv_logs(out_dir / "logs", ckpt["frames"])
+        print(f"resumed {ckpt_path} at {describe(ckpt)}")
     logger = get_logger(
         cfg.logger,
         logger_name=str(out_dir),
@@ -186,7 +207,10 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, float]:
         save_checkpoint(
             ckpt_path,
             {
+                "format": CHECKPOINT_FORMAT,
                 "iteration": iteration,
+                "frames": iteration * frames_per_iter,
+                "budget": budget,
                 "loss": loss.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "schedule": schedule.state_dict(),
@@ -196,98 +220,130 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, float]:
                 "rng": rng_state(),
                 "history": history,
                 "logger": logger.state_dict() if hasattr(logger, "state_dict") else None,
-                "config": OmegaConf.to_container(cfg),
+                "config": OmegaConf.to_container(cfg, resolve=True),
             },
         )
 
-    minibatch = frames_per_iter // cfg.minibatches
+    if ckpt is None:
+        checkpoint(0)  # so that any later stop, however hard, leaves a checkpoint to resume
+        OmegaConf.save(cfg, out_dir / "config.yaml", resolve=True)
+    saved = start
     progress = tqdm(
-        total=iterations * frames_per_iter,
+        total=budget,
         initial=start * frames_per_iter,
         unit="step",
         dynamic_ncols=True,
         disable=not cfg.progress_bar,
     )
-    recent_returns: list[float] = [h["train_return"] for h in history[-5:] if "train_return" in h]
-    metrics: dict[str, float] = {}
+    train_return = history[-1].get("train_return") if history else None
     wall_clock = history[-1]["wall_clock"] if history else 0.0  # training time, evaluation excluded
-    for iteration in range(start, iterations):
-        tic = time.perf_counter()
-        batch, td = collect(env, policy, td, cfg.rollout_length)
-        finished = batch["next", "done"].squeeze(-1)
-        if finished.any():
-            recent_returns = [
-                *recent_returns,
-                batch["next", "episode_reward"][finished].mean().item(),
-            ][-5:]
-        collect_time = time.perf_counter() - tic
-
-        with torch.no_grad():
-            advantage(batch)
-        flat = batch.reshape(-1)
-        sums: dict[str, float] = {}
-        for _ in range(cfg.epochs):
-            for index in torch.randperm(flat.numel()).split(minibatch):
-                out = loss(flat[index])
-                total = sum(v for k, v in out.items() if k.startswith("loss_"))
-                if not torch.isfinite(total):
-                    bad = [k for k, v in out.items() if k.startswith("loss_") and not v.isfinite()]
+    metrics: dict[str, float] = {}
+    stop = StopRequest()
+    try:
+        with stop:
+            for iteration in range(start, iterations):
+                tic = time.perf_counter()
+                batch, td = collect(env, policy, td, cfg.rollout_length)
+                collect_time = time.perf_counter() - tic
+                done = batch["next", "done"]
+                episodes = [(batch["next", "episode_reward"] * done).sum(), done.sum()]
+                with torch.no_grad():
+                    advantage(batch)
+                means = update(cfg, loss, optimizer, batch)
+                # The iteration's one host-device sync.
+                *values, returns, finished = torch.stack([*means.values(), *episodes]).tolist()
+                metrics = dict(zip(means, values, strict=True))
+                bad = [
+                    k for k, v in metrics.items() if k.startswith("loss_") and not math.isfinite(v)
+                ]
+                if bad:
                     raise NonFiniteLossError(
-                        f"non-finite {bad} at iteration {iteration}; nothing was stepped. The "
+                        f"non-finite {bad} in iteration {iteration + 1}, which is not saved. The "
                         f"last good checkpoint is {ckpt_path} (resume=true continues from it)."
                     )
-                optimizer.zero_grad()
-                total.backward()
-                torch.nn.utils.clip_grad_norm_(loss.parameters(), cfg.max_grad_norm)
-                optimizer.step()
-                for key, value in out.items():
-                    if value.numel() == 1:
-                        sums[key] = sums.get(key, 0.0) + value.item()
-        schedule.step()
-        wall_clock += time.perf_counter() - tic
-        updates = cfg.epochs * math.ceil(flat.numel() / minibatch)
-        frames = (iteration + 1) * frames_per_iter
-        metrics = {k: v / updates for k, v in sums.items()}
-        metrics.update(
-            frames=frames,
-            train_return=recent_returns[-1] if recent_returns else float("nan"),
-            steps_per_second=frames_per_iter / (time.perf_counter() - tic),
-            collect_fraction=collect_time / (time.perf_counter() - tic),
-            lr=schedule.get_last_lr()[0],
-            wall_clock=wall_clock,
-        )
-        last = iteration + 1 == iterations
-        if cfg.eval_every and ((iteration + 1) % cfg.eval_every == 0 or last):
-            metrics.update(evaluate(cfg, env, policy, seed=cfg.seed + 10_000 + iteration))
-        history.append(metrics)
-        for key, value in metrics.items():
-            logger.log_scalar(key, value, step=frames)
-        progress.update(frames_per_iter)
-        progress.set_postfix(
-            ret=f"{metrics['train_return']:.0f}",
-            sps=f"{metrics['steps_per_second']:.0f}",
-            kl=f"{metrics.get('kl_trajectory_after', metrics.get('kl_approx', 0.0)):.3f}",
-            proj=f"{metrics.get('frac_projected', metrics.get('clip_fraction', 0.0)):.2f}",
-        )
-        if (iteration + 1) % cfg.checkpoint_every == 0 or last:
-            checkpoint(iteration + 1)
-    progress.close()
-    plot_learning_curve(
-        history, out_dir / "learning_curve.png", f"{cfg.algo.name} on {cfg.env.name}"
-    )
-    env.close()
+                schedule.step()
+                wall_clock += time.perf_counter() - tic
+                if finished:
+                    train_return = returns / finished
+                frames = (iteration + 1) * frames_per_iter
+                metrics.update(
+                    frames=frames,
+                    steps_per_second=frames_per_iter / (time.perf_counter() - tic),
+                    collect_fraction=collect_time / (time.perf_counter() - tic),
+                    lr=schedule.get_last_lr()[0],
+                    wall_clock=wall_clock,
+                )
+                if train_return is not None:
+                    metrics["train_return"] = train_return
+                last = iteration + 1 == iterations
+                if cfg.eval_every and ((iteration + 1) % cfg.eval_every == 0 or last):
+                    metrics.update(evaluate(cfg, env, policy, seed=cfg.seed + 10_000 + iteration))
+                history.append(metrics)
+                for key, value in metrics.items():
+                    logger.log_scalar(key, value, step=frames)
+                progress.update(frames_per_iter)
+                progress.set_postfix(_postfix(metrics))
+                if on_iteration is not None:
+                    on_iteration(iteration + 1, metrics)
+                if stop.requested or last or (iteration + 1) % cfg.checkpoint_every == 0:
+                    checkpoint(iteration + 1)
+                    saved = iteration + 1
+                if stop.requested and not last:
+                    raise TrainingInterrupted(saved, graceful=True)
+    except KeyboardInterrupt as error:
+        if isinstance(error, TrainingInterrupted):
+            raise
+        raise TrainingInterrupted(saved, graceful=False) from None
+    finally:
+        progress.close()
+        title = f"{cfg.algo.name} on {cfg.env.name}"
+        plot_learning_curve(history, out_dir / "learning_curve.png", title, cfg.algo.name)
+        env.close()
     return metrics
 
 
-@hydra.main(config_path="conf", config_name="config", version_base=None)
+def _postfix(metrics: dict[str, float]) -> dict[str, str]:
+    """The progress bar's figures; the return only once an episode has finished."""
+    postfix = {"ret": f"{metrics['train_return']:.0f}"} if "train_return" in metrics else {}
+    postfix["sps"] = f"{metrics['steps_per_second']:.0f}"
+    postfix["kl"] = f"{metrics.get('kl_trajectory_after', metrics.get('kl_approx', 0.0)):.3f}"
+    postfix["proj"] = f"{metrics.get('frac_projected', metrics.get('clip_fraction', 0.0)):.2f}"
+    return postfix
+
+
+def _summary(metrics: dict[str, float]) -> str:
+    parts = [f"{metrics['frames']:,} env steps"]
+    if "train_return" in metrics:
+        parts.append(f"last training return {metrics['train_return']:.1f}")
+    if "eval_return_deterministic" in metrics:
+        parts.append(f"deterministic eval return {metrics['eval_return_deterministic']:.1f}")
+    return ", ".join(parts)
+
+
+@hydra.main(config_path=str(CONFIG_DIR), config_name="config", version_base=None)
 def main(cfg: DictConfig) -> float:
-    out_dir = hydra.core.hydra_config.HydraConfig.get().runtime.output_dir
-    metrics = train(cfg, out_dir)
-    print(
-        f"done: {metrics.get('frames', 0):,} env steps, last training return "
-        f"{metrics.get('train_return', float('nan')):.1f}, deterministic eval return "
-        f"{metrics.get('eval_return_deterministic', float('nan')):.1f}; outputs in {out_dir}"
-    )
+    run = HydraConfig.get()
+    out_dir = Path(run.runtime.output_dir)
+    try:
+        metrics = train(cfg, out_dir)
+    except (ConfigError, RunDirectoryError) as error:
+        sys.exit(f"error: {error}")
+    except KeyboardInterrupt as stop:
+        if isinstance(stop, TrainingInterrupted) and stop.graceful:
+            print(
+                f"stopped at iteration {stop.checkpoint_iteration}; checkpoint and plot in {out_dir}."
+            )
+        elif isinstance(stop, TrainingInterrupted):
+            print(
+                f"stopped at once; the last checkpoint is of iteration {stop.checkpoint_iteration} "
+                f"(resuming redoes the steps after it); plot in {out_dir}."
+            )
+        else:
+            print("stopped while starting, before the first iteration.")
+        if (out_dir / CHECKPOINT).exists():
+            print(f"resume with:\n  {resume_command(out_dir, list(run.overrides.task))}")
+        sys.exit(130)
+    print(f"done: {_summary(metrics)}; outputs in {out_dir}")
     return metrics.get("eval_return_deterministic", float("nan"))
 
 

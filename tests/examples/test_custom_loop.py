@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import copy
 import math
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
-import custom_loop
-from batched_pendulum import BatchedPendulum
+from examples import custom_loop
+from examples.batched_pendulum import BatchedPendulum
 
 
 def _generator(seed: int) -> torch.Generator:
@@ -105,8 +102,9 @@ TINY += ["--num-minibatches", "2", "--eval-episodes", "1"]
 
 
 def test_custom_loop_runs_a_few_iterations(capsys):
-    torch.set_num_threads(1)
-    metrics = custom_loop.main(TINY)
+    torch.set_num_threads(2)
+    metrics = custom_loop.main([*TINY, "--threads", "1"])
+    assert torch.get_num_threads() == 1
     assert capsys.readouterr().out.count("iter ") == 2
     expected = {"episode_return", "mean_reward", "eval_return", "policy_change"}
     expected |= {"kl_trajectory_after", "frac_projected", "explained_variance"}

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import copy
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -12,10 +10,7 @@ import torch
 pytest.importorskip("gymnasium")
 pytest.importorskip("mujoco")
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-sys.path.insert(0, str(EXAMPLES))
-
-from envs import env_state, load_env_state, make_env  # noqa: E402
+from examples.envs import env_state, load_env_state, make_env
 
 
 @pytest.mark.parametrize("name", ["Humanoid-v5", "Hopper-v5", "Pendulum-v1"])

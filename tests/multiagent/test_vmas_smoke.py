@@ -27,3 +27,7 @@ def test_run_writes_curve_and_metrics(tmp_path, capsys):
     assert "trudi on balance: return" in capsys.readouterr().out
     assert (tmp_path / "learning_curve.png").stat().st_size > 0
     assert (tmp_path / "metrics.csv").read_text().count("\n") == 2
+    with pytest.raises(
+        FileExistsError, match=r"holds another run's metrics\.csv, learning_curve\.png"
+    ):
+        run(cfg, tmp_path)
