@@ -64,6 +64,7 @@ def build_policy(cfg: DictConfig, env: EnvBase) -> ChainPolicy:
             init_std=p.init_std,
             min_std=p.min_std,
             max_std=p.max_std,
+            validate_args=False,  # the check syncs the host on every get_dist in the update
             # TorchRL's ClipPPOLoss scores whole chains ([*B]); trudi's losses score steps.
             trajectory=cfg.algo.loss == "clip_ppo",
         )
@@ -97,6 +98,7 @@ def build_policy(cfg: DictConfig, env: EnvBase) -> ChainPolicy:
         learn_scale=p.learn_scale,
         min_std=p.min_std,
         max_std=p.max_std,
+        validate_args=False,  # the check syncs the host on every get_dist in the update
     )
 
 

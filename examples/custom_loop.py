@@ -126,6 +126,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         action_spec=action_spec,
         learn_scale=True,
         min_std=args.min_std,
+        validate_args=False,  # the check syncs the host in every update
     ).to(device)
     critic = TensorDictModule(
         torch.nn.Sequential(

@@ -99,6 +99,7 @@ def make_diffusion_policy(cfg: DictConfig, env) -> DiffusionPolicy:
         action_spec=env.full_action_spec_unbatched[ACTION],
         learn_scale=True,
         min_std=p.min_std,
+        validate_args=False,  # the check syncs the host in every update
     )
     # Every policy key (observation, action, chain) under "agents", so they carry the agent dim.
     return policy.set_keys(policy.tensor_keys.prefixed("agents"))
