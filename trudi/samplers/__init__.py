@@ -9,6 +9,7 @@ re-scores recorded chains inside a loss.
 from trudi.samplers.ancestral import AncestralSampler
 from trudi.samplers.best_of_k import BestOfKSampler, chain_log_likelihood
 from trudi.samplers.ddim import DDIMSampler
+from trudi.samplers.euler_maruyama import EulerMaruyamaSampler, ProbabilityFlowSampler
 from trudi.samplers.sampler import Chain, Sampler, ScheduledSampler, transition_log_prob
 from trudi.samplers.schedules import CosineSchedule, LinearSchedule, NoiseSchedule, SigmoidSchedule
 
@@ -18,8 +19,10 @@ __all__ = [
     "Chain",
     "CosineSchedule",
     "DDIMSampler",
+    "EulerMaruyamaSampler",
     "LinearSchedule",
     "NoiseSchedule",
+    "ProbabilityFlowSampler",
     "Sampler",
     "ScheduledSampler",
     "SigmoidSchedule",
