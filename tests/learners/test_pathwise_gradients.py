@@ -31,10 +31,11 @@ def make_batch(policy, batch: int = 6, seed: int = 0) -> TensorDict:
     [
         None,
         TrajectoryKLProjection(0.05, 0.05),
+        TrajectoryKLProjection(1e-6),
         TrajectoryKLProjection(1e-6, 1e-6),
         TrajectoryKLProjection(1e-6, mode="per_step"),
     ],
-    ids=["split", "trajectory-inside", "trajectory-projecting", "per-step-projecting"],
+    ids=["split", "trajectory-inside", "trajectory-mean", "trajectory-mean-cov", "per-step-mean"],
 )
 def test_actor_gradient_matches_finite_differences(projection):
     torch.manual_seed(0)

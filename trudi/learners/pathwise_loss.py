@@ -338,7 +338,12 @@ class TruDiPathwiseLoss(LossModule):
             pathwise = self.actor_network.rsample(observation, noise)
         else:
             pathwise, loc, scale, projection_metrics = projected_rsample(
-                self.actor_network, self.old_actor_network, self.projection, observation, noise
+                self.actor_network,
+                self.old_actor_network,
+                self.projection,
+                observation,
+                noise,
+                recorded=(current.loc, current.scale, old_loc, old_scale),
             )
             target_loc, target_scale = pathwise.loc.detach(), pathwise.scale.detach()
             pull_mean, pull_cov = gaussian_kl(loc, scale, target_loc, target_scale)
