@@ -109,7 +109,7 @@ class TruDiPathwiseLoss(LossModule):
 
         Attributes:
             observation, action: the policy input and the recorded (squashed) action.
-            chain, loc, scale, chain_log_prob: the recorded behaviour chain (DESIGN §3 keys).
+            chain, loc, scale, chain_log_prob: the recorded behaviour chain (the keys the policy writes).
             value_target: the soft λ-return G ``[*B, 1]``.
             next_embedding: the next-embedding target ``[*B, H]``.
             value, reward, done, terminated: forwarded to the value estimator.
