@@ -7,7 +7,9 @@
 
 Arms (``algo``): ``trudi`` (diffusion policy + TruDiLoss), ``dppo`` (diffusion policy +
 DPPOLoss), ``ppo`` (Gaussian policy + TorchRL's ClipPPOLoss) and ``trpl`` (Gaussian policy +
-TruDiLoss). Every arm shares the env, critic, GAE, optimizer and evaluation protocol.
+TruDiLoss) share the env, V critic, GAE, optimizer and evaluation protocol; the pathwise arms
+``trudi_pathwise`` (``algo.trust_region=split|projection``) and ``reppo`` use a Q critic and their
+loss's soft lambda-returns instead (docs/pathwise.md).
 
 Outputs go to ``outputs/<env>/<algo>/seed<seed>/``: CSV logs (TorchRL's ``CSVLogger``; TensorBoard
 or W&B with ``logger=tensorboard|wandb``), ``checkpoint.pt`` (written atomically every
@@ -25,13 +27,12 @@ from pathlib import Path
 
 import hydra
 import torch
-from build import build_critic, build_loss, build_policy
+from build import build_critic, build_loss, build_policy, build_value_estimator
 from checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from envs import env_state, load_env_state, make_env, normalizer
 from omegaconf import DictConfig, OmegaConf
 from tensordict import TensorDictBase
 from tensordict.nn import InteractionType, set_interaction_type
-from torchrl.objectives.value import GAE
 from torchrl.record.loggers import get_logger
 from tqdm import tqdm
 
@@ -147,7 +148,7 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, float]:
     policy = build_policy(cfg, env)
     critic = build_critic(cfg, env)
     loss = build_loss(cfg, policy, critic)
-    advantage = GAE(gamma=cfg.gamma, lmbda=cfg.lmbda, value_network=critic, average_gae=False)
+    advantage = build_value_estimator(cfg, loss, critic)
     optimizer = torch.optim.Adam(loss.parameters(), lr=cfg.lr, eps=1e-5)
     frames_per_iter = cfg.num_envs * cfg.rollout_length
     iterations = max(1, cfg.total_frames // frames_per_iter)
@@ -222,6 +223,8 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, float]:
             ][-5:]
         collect_time = time.perf_counter() - tic
 
+        if hasattr(loss, "sync_old_policy"):  # pathwise arms: the old policy is the behaviour one
+            loss.sync_old_policy()
         with torch.no_grad():
             advantage(batch)
         flat = batch.reshape(-1)
