@@ -99,6 +99,7 @@ def test_value_target_without_next_embedding_reruns_the_estimator():
         ({"trust_region": "clip"}, "trust_region"),
         ({"kl_bound": 0.0}, "kl_bound"),
         ({"projection": 0.1}, "projection"),
+        ({"projection": TrajectoryKLProjection(0.1)}, "projection"),
         ({"init_temperature": 0.0}, "init_temperature"),
         ({"init_lagrange": -1.0}, "init_lagrange"),
         ({"reduction": "max"}, "reduction"),

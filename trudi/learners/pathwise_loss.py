@@ -55,8 +55,9 @@ class TruDiPathwiseLoss(LossModule):
     Q in ``loss_objective`` is evaluated with detached critic parameters, so actor and critic
     losses touch disjoint parameters. log π̂ is :func:`~trudi.policies.pseudo_log_prob`, the
     ELBO-style pseudo log-density (exact for a one-step Gaussian chain). Value targets come from
-    :class:`~trudi.learners.SoftLambdaReturn` (``make_value_estimator``; run by the loss when the
-    batch has none).
+    :class:`~trudi.learners.SoftLambdaReturn` (``make_value_estimator``): run it on the ``[*B, T]``
+    rollout before cutting minibatches; the loss runs it itself on a batch without targets, whose
+    last batch dim is then taken as time.
 
     Projection mode (``projection.mode``) needs the *old* policy at states the behaviour chain never
     visited, so the loss keeps a frozen copy of the actor: call :meth:`sync_old_policy` once after
@@ -170,6 +171,8 @@ class TruDiPathwiseLoss(LossModule):
             raise ValueError(
                 f"projection must be a TrajectoryKLProjection, got {type(projection).__name__}."
             )
+        if projection is not None and trust_region == "split":
+            raise ValueError("projection is only used with trust_region='projection'.")
         for name, value in (
             ("init_temperature", init_temperature),
             ("init_lagrange", init_lagrange),
@@ -194,6 +197,8 @@ class TruDiPathwiseLoss(LossModule):
         self.register_buffer("kl_bound", torch.tensor(float(kl_bound)))
         self.register_buffer("trust_region_coeff", torch.tensor(float(trust_region_coeff)))
         self.register_buffer("embedding_coeff", torch.tensor(float(embedding_coeff)))
+        # A Python flag, so that forward never reads a tensor on the host.
+        self._embedding_loss = embedding_coeff > 0
         if target_entropy is None:
             target_entropy = -0.5 * actor_network.action_dim
         self.register_buffer("target_entropy", torch.tensor(float(target_entropy)))
@@ -303,7 +308,7 @@ class TruDiPathwiseLoss(LossModule):
     def forward(self, tensordict: TensorDictBase) -> TensorDict:
         tensordict = tensordict.clone(False)
         keys = self.tensor_keys
-        needs_embedding = bool(self.embedding_coeff > 0)
+        needs_embedding = self._embedding_loss
         if tensordict.get(keys.value_target, None) is None or (
             needs_embedding and tensordict.get(keys.next_embedding, None) is None
         ):
