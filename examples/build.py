@@ -12,19 +12,32 @@ from tensordict.nn import TensorDictModule
 from torchrl.envs import EnvBase
 from torchrl.modules import MLP
 from torchrl.objectives import ClipPPOLoss, LossModule
+from torchrl.objectives.value import GAE, ValueEstimatorBase
 
 from trudi.constraints import TrajectoryKLProjection
-from trudi.learners import DPPOLoss, TruDiLoss, exponential_clip_schedule
+from trudi.learners import (
+    DPPOLoss,
+    HLGaussHead,
+    QCritic,
+    REPPOLoss,
+    TruDiLoss,
+    TruDiPathwiseLoss,
+    exponential_clip_schedule,
+)
 from trudi.policies import ChainPolicy, DenoiserMLP, DiffusionPolicy, GaussianPolicy
 from trudi.samplers import (
     AncestralSampler,
     CosineSchedule,
     DDIMSampler,
+    EulerMaruyamaSampler,
     LinearSchedule,
     SigmoidSchedule,
 )
 
-__all__ = ["build_critic", "build_loss", "build_policy"]
+__all__ = ["build_critic", "build_loss", "build_policy", "build_value_estimator"]
+
+# The pathwise arms: a Q(s, a) critic on soft lambda-returns instead of V(s) on GAE.
+_PATHWISE = ("trudi_pathwise", "reppo")
 
 _SCHEDULES = {"cosine": CosineSchedule, "linear": LinearSchedule, "sigmoid": SigmoidSchedule}
 _ACTIVATIONS = {
@@ -71,15 +84,29 @@ def build_policy(cfg: DictConfig, env: EnvBase) -> ChainPolicy:
     if p.type != "diffusion":
         raise ValueError(f"policy.type must be 'diffusion' or 'gaussian', got {p.type!r}")
     s = cfg.sampler
-    schedule = _SCHEDULES[s.schedule](p.num_steps)
-    common = {"prediction": s.prediction, "clip_sample": s.clip_sample}
-    if s.type == "ancestral":
-        sampler = AncestralSampler(schedule, min_std=s.min_std, **common)
-    elif s.type == "ddim":
-        sampler = DDIMSampler(schedule, eta=s.eta, min_std=s.min_std, **common)
+    if s.type == "euler_maruyama":
+        sampler = EulerMaruyamaSampler(
+            p.num_steps,
+            prior_std=s.prior_std,
+            friction=s.friction,
+            horizon=s.horizon,
+            learn_friction=s.learn_friction,
+            learn_prior_std=s.learn_prior_std,
+            min_std=s.min_std,
+        )
+        eval_sampler = sampler.probability_flow(score_scale=s.score_scale)
     else:
-        raise ValueError(f"sampler.type must be 'ancestral' or 'ddim', got {s.type!r}")
-    eval_sampler = DDIMSampler(schedule, eta=0.0, num_steps=s.eval_steps, **common)
+        schedule = _SCHEDULES[s.schedule](p.num_steps)
+        common = {"prediction": s.prediction, "clip_sample": s.clip_sample}
+        if s.type == "ancestral":
+            sampler = AncestralSampler(schedule, min_std=s.min_std, **common)
+        elif s.type == "ddim":
+            sampler = DDIMSampler(schedule, eta=s.eta, min_std=s.min_std, **common)
+        else:
+            raise ValueError(
+                f"sampler.type must be 'ancestral', 'ddim' or 'euler_maruyama', got {s.type!r}"
+            )
+        eval_sampler = DDIMSampler(schedule, eta=0.0, num_steps=s.eval_steps, **common)
     denoiser = DenoiserMLP(
         obs_dim,
         action_dim,
@@ -102,8 +129,20 @@ def build_policy(cfg: DictConfig, env: EnvBase) -> ChainPolicy:
     )
 
 
-def build_critic(cfg: DictConfig, env: EnvBase) -> TensorDictModule:
-    obs_dim, _ = _dims(env)
+def build_critic(cfg: DictConfig, env: EnvBase) -> TensorDictModule | QCritic:
+    """V(s) for the likelihood-ratio arms; Q(s, a) with an HL-Gauss head for the pathwise ones."""
+    obs_dim, action_dim = _dims(env)
+    if cfg.algo.loss in _PATHWISE:
+        a, c = cfg.algo, cfg.critic
+        return QCritic(
+            obs_dim,
+            action_dim,
+            HLGaussHead(a.v_min, a.v_max, num_bins=a.num_bins),
+            hidden_dim=c.hidden_dim,
+            encoder_layers=c.num_layers,
+            head_layers=c.num_layers,
+            next_embedding=a.embedding_coeff > 0,
+        )
     net = MLP(
         in_features=obs_dim,
         out_features=1,
@@ -113,10 +152,45 @@ def build_critic(cfg: DictConfig, env: EnvBase) -> TensorDictModule:
     return TensorDictModule(net, in_keys=["observation"], out_keys=["state_value"])
 
 
-def build_loss(cfg: DictConfig, policy: ChainPolicy, critic: TensorDictModule) -> LossModule:
-    """``cfg.algo.loss``: ``trudi`` (TruDi, or TRPL with a Gaussian head), ``dppo`` or
-    ``clip_ppo`` (TorchRL's PPO). Every arm shares the critic loss and advantage normalisation."""
+def _pathwise_loss(cfg: DictConfig, policy: ChainPolicy, critic: QCritic) -> LossModule:
+    a, q = cfg.algo, cfg.projection
+    projection = None
+    if a.trust_region == "projection":
+        projection = TrajectoryKLProjection(
+            q.mean_bound, q.cov_bound, divergence=q.divergence, mode=q.mode, validate_args=False
+        )
+    loss_class = TruDiPathwiseLoss if a.loss == "trudi_pathwise" else REPPOLoss
+    return loss_class(
+        policy,
+        critic,
+        trust_region=a.trust_region,
+        kl_bound=a.kl_bound,
+        projection=projection,
+        init_temperature=a.init_temperature,
+        init_lagrange=a.init_lagrange,
+        target_entropy=a.target_entropy,
+        embedding_coeff=a.embedding_coeff,
+        gamma=cfg.gamma,
+        lmbda=cfg.lmbda,
+    )
+
+
+def build_value_estimator(cfg: DictConfig, loss: LossModule, critic) -> ValueEstimatorBase:
+    """GAE on V(s) for the likelihood-ratio arms; the pathwise losses' own soft lambda-returns."""
+    if cfg.algo.loss in _PATHWISE:
+        return loss.value_estimator
+    return GAE(gamma=cfg.gamma, lmbda=cfg.lmbda, value_network=critic, average_gae=False)
+
+
+def build_loss(
+    cfg: DictConfig, policy: ChainPolicy, critic: TensorDictModule | QCritic
+) -> LossModule:
+    """``cfg.algo.loss``: ``trudi`` (TruDi, or TRPL with a Gaussian head), ``dppo``,
+    ``clip_ppo`` (TorchRL's PPO), ``trudi_pathwise`` or ``reppo`` (docs/pathwise.md). The
+    likelihood-ratio arms share the critic loss and advantage normalisation."""
     a = cfg.algo
+    if a.loss in _PATHWISE:
+        return _pathwise_loss(cfg, policy, critic)
     common = {
         "entropy_coeff": a.entropy_coeff,
         "critic_coeff": a.critic_coeff,
@@ -147,4 +221,7 @@ def build_loss(cfg: DictConfig, policy: ChainPolicy, critic: TensorDictModule) -
         )
     if a.loss == "clip_ppo":
         return ClipPPOLoss(policy, critic, clip_epsilon=a.clip_epsilon, **common)
-    raise ValueError(f"algo.loss must be 'trudi', 'dppo' or 'clip_ppo', got {a.loss!r}")
+    raise ValueError(
+        "algo.loss must be 'trudi', 'dppo', 'clip_ppo', 'trudi_pathwise' or 'reppo', got "
+        f"{a.loss!r}"
+    )

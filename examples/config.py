@@ -13,9 +13,10 @@ group                 options                                  schema
 ====================  =======================================  ==================================
 ``env``               halfcheetah, hopper, walker2d, ant, ...   :class:`EnvConfig`
 ``policy``            diffusion, gaussian                      :class:`DiffusionPolicyConfig`, ...
-``sampler``           ancestral, ddim                          :class:`AncestralSamplerConfig`, ...
+``sampler``           ancestral, ddim, euler_maruyama          :class:`AncestralSamplerConfig`, ...
 ``projection``        kl, w2, frobenius                        :class:`ProjectionConfig`
-``algo``              trudi, dppo, ppo, trpl                   :class:`TruDiAlgoConfig`, ...
+``algo``              trudi, dppo, ppo, trpl, trudi_pathwise,  :class:`TruDiAlgoConfig`, ...
+                      reppo
 ====================  =======================================  ==================================
 
 How to extend:
@@ -123,7 +124,14 @@ class GaussianPolicyConfig(PolicyConfig):
 
 @dataclass
 class SamplerConfig:
-    type: str = checked(MISSING, choices=("ancestral", "ddim"))  # the training sampler
+    type: str = checked(MISSING, choices=("ancestral", "ddim", "euler_maruyama"))  # for training
+    min_std: float = checked(0.3, gt=0)  # floor of every transition's std, sampling and scoring
+
+
+@dataclass
+class ScheduledSamplerConfig(SamplerConfig):
+    """A sampler over a DDPM noise schedule; evaluation uses its probability-flow ODE (DDIM η = 0)."""
+
     schedule: str = checked("cosine", choices=("cosine", "linear", "sigmoid"))
     # What the denoiser predicts: with "epsilon" an untrained denoiser passes the prior noise x_K
     # through the whole chain (initial action std ~0.75 of the bound) and has to learn to cancel
@@ -131,19 +139,33 @@ class SamplerConfig:
     # last transition. Tuned on HalfCheetah and Hopper (benchmarks/README.md).
     prediction: str = checked("sample", choices=("epsilon", "sample"))
     clip_sample: float | None = checked(1.0, gt=0)  # x0 clamp (null: none)
-    min_std: float = checked(0.3, gt=0)  # floor of every transition's std, sampling and scoring
     eval_steps: int | None = checked(None, ge=1)  # probability-flow ODE steps at eval (null: K)
 
 
 @dataclass
-class AncestralSamplerConfig(SamplerConfig):
+class AncestralSamplerConfig(ScheduledSamplerConfig):
     type: str = checked("ancestral", choices=("ancestral",))  # DDPM posterior (SDE)
 
 
 @dataclass
-class DDIMSamplerConfig(SamplerConfig):
+class DDIMSamplerConfig(ScheduledSamplerConfig):
     type: str = checked("ddim", choices=("ddim",))
     eta: float = checked(1.0, gt=0)  # DDIM noise (> 0: a stochastic sampler that can be scored)
+
+
+@dataclass
+class EulerMaruyamaSamplerConfig(SamplerConfig):
+    """DIME-style reversed Ornstein-Uhlenbeck chain (``trudi.samplers.EulerMaruyamaSampler``);
+    evaluation uses its probability-flow ODE."""
+
+    type: str = checked("euler_maruyama", choices=("euler_maruyama",))
+    prior_std: float = checked(2.5, gt=0)  # sigma_p: prior N(0, sigma_p^2 I) (DIME's init_std)
+    friction: float = checked(1.0, gt=0)  # initial friction of every step
+    horizon: float = checked(1.0, gt=0)  # time span of the reference OU process
+    learn_friction: bool = True  # per-step friction is a parameter
+    learn_prior_std: bool = False  # a learned prior is outside the trust region (docs/pathwise.md)
+    min_std: float = checked(1e-3, gt=0)
+    score_scale: float = checked(1.0, gt=0)  # c of the probability-flow ODE used for evaluation
 
 
 @dataclass
@@ -159,7 +181,7 @@ class ProjectionConfig:
 @dataclass
 class AlgoConfig:
     name: str = MISSING  # the arm's name in output paths and plots
-    loss: str = checked(MISSING, choices=("trudi", "dppo", "clip_ppo"))
+    loss: str = checked(MISSING, choices=("trudi", "dppo", "clip_ppo", "trudi_pathwise", "reppo"))
     entropy_coeff: float = checked(0.0, ge=0)
     critic_coeff: float = checked(0.5, ge=0)
 
@@ -179,6 +201,22 @@ class DPPOAlgoConfig(AlgoConfig):
 @dataclass
 class PPOAlgoConfig(AlgoConfig):
     clip_epsilon: float = checked(0.2, gt=0)
+
+
+@dataclass
+class PathwiseAlgoConfig(AlgoConfig):
+    """``trudi_pathwise`` and ``reppo`` (docs/pathwise.md): a Q critic on soft lambda-returns."""
+
+    # split: the paper's gate with a dual; projection: trudi's TrajectoryKLProjection (projection.*)
+    trust_region: str = checked("split", choices=("split", "projection"))
+    kl_bound: float = checked(0.1, gt=0)  # epsilon of the gate
+    v_min: float = -200.0  # HL-Gauss value range, in units of the scaled rewards' returns
+    v_max: float = 200.0
+    num_bins: int = checked(151, ge=2)
+    embedding_coeff: float = checked(1.0, ge=0)  # REPPO's auxiliary next-embedding loss (0: off)
+    init_temperature: float = checked(0.01, gt=0)  # alpha_0
+    init_lagrange: float = checked(0.01, gt=0)  # lambda_0 of the gate
+    target_entropy: float | None = None  # None: -0.5 x action dims (REPPO)
 
 
 @dataclass
@@ -224,7 +262,12 @@ class Config:
 
 
 # An arm's loss works with one policy head only.
-_LOSS_POLICY = {"dppo": "diffusion", "clip_ppo": "gaussian"}
+_LOSS_POLICY = {
+    "dppo": "diffusion",
+    "clip_ppo": "gaussian",
+    "trudi_pathwise": "diffusion",
+    "reppo": "gaussian",
+}
 
 
 def register() -> None:
@@ -236,9 +279,11 @@ def register() -> None:
         ("policy", "gaussian", GaussianPolicyConfig),
         ("sampler", "ancestral", AncestralSamplerConfig),
         ("sampler", "ddim", DDIMSamplerConfig),
+        ("sampler", "euler_maruyama", EulerMaruyamaSamplerConfig),
         ("algo", "trudi", TruDiAlgoConfig),
         ("algo", "dppo", DPPOAlgoConfig),
         ("algo", "ppo", PPOAlgoConfig),
+        ("algo", "pathwise", PathwiseAlgoConfig),
     ):
         store.store(group=f"schema/{group}", name=name, node=node)
 

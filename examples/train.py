@@ -9,8 +9,10 @@ Run from the repository root (``examples`` is a package):
 
 Arms (``algo``): ``trudi`` (diffusion policy + TruDiLoss), ``dppo`` (diffusion policy +
 DPPOLoss), ``ppo`` (Gaussian policy + TorchRL's ClipPPOLoss) and ``trpl`` (Gaussian policy +
-TruDiLoss). Every arm shares the env, critic, GAE, optimizer and evaluation protocol. Every field is
-declared and documented in ``examples/config.py`` and checked before anything is built.
+TruDiLoss) share the env, V critic, GAE, optimizer and evaluation protocol; the pathwise arms
+``trudi_pathwise`` (``algo.trust_region=split|projection``) and ``reppo`` use a Q critic and their
+loss's soft lambda-returns instead (docs/pathwise.md). Every field is declared and documented in
+``examples/config.py`` and checked before anything is built.
 
 Each run has its own directory, ``outputs/<env>/<algo>/seed<seed>/`` (``hydra.run.dir=`` picks
 another), and a fresh run refuses one that holds an earlier run (``examples/run_dir.py``). It
@@ -35,11 +37,10 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from tensordict import TensorDictBase
 from tensordict.nn import InteractionType, set_interaction_type
-from torchrl.objectives.value import GAE
 from torchrl.record.loggers import get_logger
 from tqdm import tqdm
 
-from examples.build import build_critic, build_loss, build_policy
+from examples.build import build_critic, build_loss, build_policy, build_value_estimator
 from examples.checkpoint import rng_state, save_checkpoint, set_rng_state
 from examples.config import CONFIG_DIR, ConfigError, validate
 from examples.envs import env_state, load_env_state, make_env, normalizer
@@ -170,7 +171,7 @@ def train(
     policy = build_policy(cfg, env)
     critic = build_critic(cfg, env)
     loss = build_loss(cfg, policy, critic)
-    advantage = GAE(gamma=cfg.gamma, lmbda=cfg.lmbda, value_network=critic, average_gae=False)
+    advantage = build_value_estimator(cfg, loss, critic)
     optimizer = torch.optim.Adam(loss.parameters(), lr=cfg.lr, eps=1e-5)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda i: 1.0 - i / iterations if cfg.lr_schedule == "linear" else 1.0
@@ -247,6 +248,8 @@ def train(
                 collect_time = time.perf_counter() - tic
                 done = batch["next", "done"]
                 episodes = [(batch["next", "episode_reward"] * done).sum(), done.sum()]
+                if hasattr(loss, "sync_old_policy"):  # pathwise arms: old policy = behaviour one
+                    loss.sync_old_policy()
                 with torch.no_grad():
                     advantage(batch)
                 means = update(cfg, loss, optimizer, batch)

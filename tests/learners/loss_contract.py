@@ -59,20 +59,28 @@ def with_advantage(td: TensorDict, seed: int = 3) -> TensorDict:
 
 
 class LossContract:
-    """Subclasses implement ``make_loss(policy, critic, **kwargs)`` and list ``loss_names``."""
+    """Subclasses implement ``make_loss(policy, critic, **kwargs)`` and list ``loss_names``.
+
+    A loss with another kind of critic (Q(s, a)) or value estimator overrides ``make_critic`` and
+    ``value_estimator_type``.
+    """
 
     loss_names: tuple[str, ...]
     actor_loss_names: tuple[str, ...]
+    value_estimator_type = ValueEstimators.GAE
 
     def make_loss(self, policy, critic, **kwargs):
         raise NotImplementedError
+
+    def make_critic(self, value_key="state_value", seed: int = 1):
+        return make_critic(value_key, seed=seed)
 
     @pytest.fixture(params=["diffusion", "gaussian"])
     def policy(self, request):
         return make_diffusion_policy() if request.param == "diffusion" else make_gaussian_policy()
 
     def test_out_keys_and_in_keys(self, policy):
-        loss = self.make_loss(policy, make_critic())
+        loss = self.make_loss(policy, self.make_critic())
         out = loss(with_advantage(collect(policy)))
         assert set(self.loss_names) <= set(out.keys())
         assert set(loss.out_keys) <= set(out.keys())
@@ -80,9 +88,9 @@ class LossContract:
         assert {keys.chain, keys.loc, keys.scale, keys.chain_log_prob} <= set(loss.in_keys)
 
     def test_renamed_keys_reach_value_estimator(self, policy):
-        loss = self.make_loss(policy, make_critic("my_value"))
+        loss = self.make_loss(policy, self.make_critic("my_value"))
         loss.set_keys(value="my_value", reward="my_reward", advantage="my_advantage")
-        loss.make_value_estimator(ValueEstimators.GAE, gamma=0.9, lmbda=0.9)
+        loss.make_value_estimator(self.value_estimator_type, gamma=0.9, lmbda=0.9)
         td = collect(policy)
         td["next", "my_reward"] = td["next"].pop("reward")
         out = loss(td)
@@ -92,7 +100,7 @@ class LossContract:
         assert "my_advantage" not in td.keys()
 
     def test_gradient_isolation(self, policy):
-        critic = make_critic()
+        critic = self.make_critic()
         loss = self.make_loss(policy, critic, functional=False)
         out = loss(with_advantage(collect(policy)))
         actor_params = list(policy.parameters())
@@ -110,23 +118,23 @@ class LossContract:
     @pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
     def test_reduction_shapes(self, policy, reduction):
         td = with_advantage(collect(policy, batch=(4, 5)))
-        out = self.make_loss(policy, make_critic(), reduction=reduction)(td)
+        out = self.make_loss(policy, self.make_critic(), reduction=reduction)(td)
         for name in self.loss_names:
             expected = (4, 5) if reduction == "none" else ()
             assert out[name].shape == expected, name
         if reduction == "sum":
-            mean = self.make_loss(policy, make_critic(), reduction="mean")(td)
+            mean = self.make_loss(policy, self.make_critic(), reduction="mean")(td)
             torch.testing.assert_close(out["loss_objective"], mean["loss_objective"] * 20)
 
     def test_input_tensordict_unchanged(self, policy):
         td = with_advantage(collect(policy))
         before = td.clone()
-        self.make_loss(policy, make_critic())(td)
+        self.make_loss(policy, self.make_critic())(td)
         assert set(td.keys(True, True)) == set(before.keys(True, True))
         assert (td == before).all()
 
     def test_advantage_from_value_estimator_when_missing(self, policy):
-        loss = self.make_loss(policy, make_critic())
+        loss = self.make_loss(policy, self.make_critic())
         td = collect(policy)
         out = loss(td)
         assert torch.isfinite(out["loss_objective"]) and "advantage" not in td.keys()
@@ -134,18 +142,18 @@ class LossContract:
     def test_agent_dim(self):
         policy = make_diffusion_policy()
         td = with_advantage(collect(policy, batch=(6, 3)))  # [B, n_agents]
-        out = self.make_loss(policy, make_critic(), reduction="none")(td)
+        out = self.make_loss(policy, self.make_critic(), reduction="none")(td)
         assert out["loss_objective"].shape == (6, 3)
 
     def test_state_dict_round_trip(self, policy):
         td = with_advantage(collect(policy))
-        loss = self.make_loss(policy, make_critic())
+        loss = self.make_loss(policy, self.make_critic())
         other_policy = (
             make_diffusion_policy(seed=5)
             if isinstance(policy, DiffusionPolicy)
             else make_gaussian_policy(seed=5)
         )
-        other = self.make_loss(other_policy, make_critic(seed=6))
+        other = self.make_loss(other_policy, self.make_critic(seed=6))
         assert not torch.allclose(loss(td)["loss_objective"], other(td)["loss_objective"])
         other.load_state_dict(loss.state_dict())
         for name in self.loss_names:
@@ -155,4 +163,4 @@ class LossContract:
         td = with_advantage(collect(policy))
         del td["diffusion", "chain_log_prob"]
         with pytest.raises(KeyError, match="chain_log_prob"):
-            self.make_loss(policy, make_critic())(td)
+            self.make_loss(policy, self.make_critic())(td)

@@ -14,6 +14,13 @@ Observed (seeds 0-5, 2048 evaluation samples, mass = fraction of actions within 
 
 The assertions keep a margin below these ranges; the test uses seed 0 (diffusion 0.87, Gaussian
 0.27).
+
+Pathwise TruDi (:class:`TruDiPathwiseLoss`, an 8-step Euler–Maruyama chain, tanh) learns the same
+bandit through a learned HL-Gauss Q (one-step episodes: the soft λ-return is the reward) for 80
+iterations of 256 samples and 5 Adam epochs over ``loss.parameters()`` (networks and duals), with
+its defaults (ε = 0.1, target entropy −0.5). Observed (seeds 0-3): mass at the better mode
+0.38-0.61 with the gate (``"split"``), 0.61-0.66 with the trajectory projection; at the worse one
+at most 0.048 and 0.002; seed 0 (tested): 0.61 / 0.00 and 0.66 / 0.00.
 """
 
 from __future__ import annotations
@@ -24,9 +31,9 @@ from tensordict import TensorDict
 from tensordict.nn import InteractionType, set_interaction_type
 
 from trudi.constraints import TrajectoryKLProjection
-from trudi.learners import TruDiLoss
+from trudi.learners import HLGaussHead, QCritic, TruDiLoss, TruDiPathwiseLoss
 from trudi.policies import DenoiserMLP, DiffusionPolicy, GaussianPolicy
-from trudi.samplers import AncestralSampler, CosineSchedule
+from trudi.samplers import AncestralSampler, CosineSchedule, EulerMaruyamaSampler
 
 OBS, STEPS, GOOD, BAD = 1, 5, 0.6, -0.6
 ITERATIONS, BATCH, EPOCHS, LR = 40, 256, 5, 3e-3
@@ -109,3 +116,42 @@ def test_gaussian_policy_settles_between_the_modes(actions):
 def test_training_is_deterministic():
     first, second = (train("diffusion", seed=3, iterations=3) for _ in range(2))
     torch.testing.assert_close(first, second, rtol=0, atol=0)
+
+
+def train_pathwise(trust_region: str, seed: int = 0, iterations: int = 80) -> torch.Tensor:
+    """Trains an Euler–Maruyama diffusion policy with TruDiPathwiseLoss; returns 2048 actions."""
+    torch.manual_seed(seed)
+    denoiser = DenoiserMLP(OBS, 1, 8, hidden_dim=32, num_blocks=1)
+    policy = DiffusionPolicy(denoiser, EulerMaruyamaSampler(8), squash="tanh")
+    critic = QCritic(
+        OBS, 1, HLGaussHead(-0.5, 1.5, num_bins=51), hidden_dim=64, next_embedding=False
+    )
+    loss = TruDiPathwiseLoss(policy, critic, trust_region=trust_region, embedding_coeff=0.0)
+    optimizer = torch.optim.Adam(loss.parameters(), lr=LR)
+    one = torch.ones(BATCH, 1, dtype=torch.bool)
+    for _ in range(iterations):
+        td = sample(policy, BATCH)
+        td["next"] = TensorDict(
+            {
+                "observation": td["observation"],
+                "reward": reward(td["action"]),
+                "done": one,
+                "terminated": one,
+            },
+            [BATCH],
+        )
+        loss.sync_old_policy()
+        loss.value_estimator(td)
+        for _ in range(EPOCHS):
+            out = loss(td)
+            optimizer.zero_grad()
+            sum(v for k, v in out.items() if k.startswith("loss_")).backward()
+            optimizer.step()
+    return sample(policy, 2048)["action"]
+
+
+@pytest.mark.parametrize("trust_region", ["split", "projection"])
+def test_pathwise_diffusion_policy_concentrates_on_the_better_mode(one_thread, trust_region):
+    actions = train_pathwise(trust_region)
+    assert mass_near(actions, GOOD) > 0.5
+    assert mass_near(actions, BAD) < 0.02

@@ -11,6 +11,7 @@ from trudi.samplers import (
     BestOfKSampler,
     CosineSchedule,
     DDIMSampler,
+    EulerMaruyamaSampler,
     LinearSchedule,
     Sampler,
     SigmoidSchedule,
@@ -36,6 +37,11 @@ SAMPLERS = {
     "best-of-4-custom-score": lambda: BestOfKSampler(
         DDIMSampler(CosineSchedule(5), eta=0.3, min_std=0.01), 4, score=_distance_to_origin
     ),
+    "euler-maruyama-8": lambda: EulerMaruyamaSampler(8),
+    "euler-maruyama-learned-prior": lambda: EulerMaruyamaSampler(
+        3, prior_std=1.5, friction=0.5, learn_prior_std=True
+    ),
+    "probability-flow-ode": lambda: EulerMaruyamaSampler(4).probability_flow(0.8, min_std=0.05),
 }
 
 

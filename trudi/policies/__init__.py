@@ -11,6 +11,7 @@ from trudi.policies.chain_policy import ChainPolicy
 from trudi.policies.denoiser import AgentLinear, DenoiserMLP
 from trudi.policies.diffusion_policy import DiffusionPolicy
 from trudi.policies.gaussian_policy import GaussianPolicy
+from trudi.policies.pseudo_log_prob import has_pseudo_log_prob, pseudo_log_prob, squash_log_det
 from trudi.policies.squash import ActionSquash
 
 __all__ = [
@@ -22,4 +23,7 @@ __all__ = [
     "DenoiserMLP",
     "DiffusionPolicy",
     "GaussianPolicy",
+    "has_pseudo_log_prob",
+    "pseudo_log_prob",
+    "squash_log_det",
 ]

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import fields
 
 import torch
@@ -15,11 +16,17 @@ from torchrl.data import TensorSpec
 from trudi.policies.chain_keys import ChainKeys
 from trudi.policies.chain_normal import ChainNormal
 from trudi.policies.squash import ActionSquash
+from trudi.samplers import Chain
 from trudi.validation import check_int, check_std_range
 
 __all__ = ["ChainPolicy"]
 
 _RANDOM = (InteractionType.RANDOM,)
+
+TransitionTransform = Callable[
+    [int, torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]
+]
+"""``transform(step, sample [*B, A], loc, scale) -> (loc, scale)``, applied before each draw."""
 
 
 def _require(tensordict: TensorDictBase, key: NestedKey, field: str) -> torch.Tensor:
@@ -186,3 +193,67 @@ class ChainPolicy(TensorDictModuleBase):
             )
         loc, scale = self._transitions(observation, chain)
         return ChainNormal(loc, scale, trajectory=self.trajectory, validate_args=self.validate_args)
+
+    def transition(
+        self, observation: torch.Tensor, sample: torch.Tensor, step: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The current network's transition ``step`` at ``sample`` ``[*B, A]``: ``(loc, scale)``."""
+        raise NotImplementedError
+
+    def _prior(self, noise: torch.Tensor) -> torch.Tensor:
+        """x_K from its standard-normal noise ``[*B, A]``."""
+        raise NotImplementedError
+
+    def _prior_noise(self, prior: torch.Tensor) -> torch.Tensor:
+        """The inverse of :meth:`_prior`: the standard-normal noise of a recorded x_K."""
+        raise NotImplementedError
+
+    def chain_noise(
+        self, chain: torch.Tensor, loc: torch.Tensor, scale: torch.Tensor
+    ) -> torch.Tensor:
+        """The standard-normal noise ξ that drew ``chain`` ``[*B, K+1, A]`` from ``(loc, scale)``.
+
+        ``ξ[..., 0, :]`` is the prior's noise, ``ξ[..., j+1, :] = (chain[j+1] − loc[j])/scale[j]``;
+        :meth:`rsample` with this noise and the parameters that recorded the chain reproduces it.
+        """
+        steps = (chain[..., 1:, :] - loc) / scale
+        return torch.cat([self._prior_noise(chain[..., :1, :]), steps], dim=-2)
+
+    def rsample(
+        self,
+        observation: torch.Tensor,
+        noise: torch.Tensor | None = None,
+        transform: TransitionTransform | None = None,
+    ) -> Chain:
+        """A reparameterised chain: gradients flow from every sample to the parameters.
+
+        Runs the training transitions step by step (through any sampler's ``transition``), with
+        ``x_{j+1} = loc_j + scale_j ξ_{j+1}``. Unlike :meth:`forward` nothing is detached and
+        nothing is written.
+
+        Args:
+            observation: ``[*B, O]``.
+            noise: ξ ``[*B, K+1, A]`` (standard normal; row 0 draws the prior), e.g. from
+                :meth:`chain_noise`; drawn when ``None``.
+            transform: optional hook on each transition before it is drawn (a per-step
+                trust-region projection).
+
+        Returns:
+            the :class:`~trudi.samplers.Chain` ``(chain [*B, K+1, A], loc, scale [*B, K, A])``.
+        """
+        shape = (*observation.shape[:-1], self.num_steps + 1, self.action_dim)
+        if noise is None:
+            noise = torch.randn(shape, dtype=observation.dtype, device=observation.device)
+        elif tuple(noise.shape) != shape:
+            raise ValueError(f"noise must have shape [*B, K+1, A] = {shape}, got {noise.shape}.")
+        sample = self._prior(noise[..., 0, :])
+        samples, locs, scales = [sample], [], []
+        for j in range(self.num_steps):
+            loc, scale = self.transition(observation, sample, j)
+            if transform is not None:
+                loc, scale = transform(j, sample, loc, scale)
+            sample = loc + scale * noise[..., j + 1, :]
+            samples.append(sample)
+            locs.append(loc)
+            scales.append(scale)
+        return Chain(torch.stack(samples, -2), torch.stack(locs, -2), torch.stack(scales, -2))

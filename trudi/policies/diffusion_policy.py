@@ -46,7 +46,9 @@ class DiffusionPolicy(ChainPolicy):
         sampler: the training sampler; its re-scoring scale floor (``min_score_std``) must be
             > 0 unless ``learn_scale`` is set, so that every transition has a density.
         eval_sampler: the sampler for non-random interaction types; must query the denoiser
-            only at timesteps of the training schedule.
+            only at timesteps of the training schedule. Default: the sampler's own
+            ``probability_flow()`` where it has one (:class:`~trudi.samplers.EulerMaruyamaSampler`),
+            else DDIM η = 0 on its schedule.
         action_spec: bounded action spec for squashing (``None``: bounds [-1, 1]).
         squash: ``"clip"``, ``"tanh"`` or ``"none"``.
         learn_scale: learn a per-step, per-dimension log-scale factor ``log_scale`` ``[K, A]``;
@@ -99,6 +101,8 @@ class DiffusionPolicy(ChainPolicy):
     ) -> None:
         if not isinstance(sampler, Sampler):
             raise ValueError(f"sampler must be a trudi Sampler, got {type(sampler).__name__}.")
+        if eval_sampler is None and hasattr(sampler, "probability_flow"):
+            eval_sampler = sampler.probability_flow()
         if eval_sampler is None:
             if not isinstance(sampler, ScheduledSampler):
                 raise ValueError(
@@ -188,3 +192,21 @@ class DiffusionPolicy(ChainPolicy):
         denoise = ConditionedDenoiser(self.denoiser, observation)
         _, loc, scale = self.sampler.rescore_chain(denoise, chain, scale_fn=self._learned_scale)
         return loc, scale
+
+    def transition(
+        self, observation: torch.Tensor, sample: torch.Tensor, step: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        denoised = self.denoiser(observation, sample, self.sampler.timesteps[step])
+        loc, scale = self.sampler.transition(denoised, step, sample, sampling=True)
+        return loc, self._learned_scale(scale, step)
+
+    def _prior_std(self, like: torch.Tensor) -> torch.Tensor | float:
+        # Samplers with a non-standard prior (EulerMaruyamaSampler) expose its std.
+        prior_std = getattr(self.sampler, "prior_std", 1.0)
+        return prior_std.to(like.dtype) if isinstance(prior_std, torch.Tensor) else prior_std
+
+    def _prior(self, noise: torch.Tensor) -> torch.Tensor:
+        return self._prior_std(noise) * noise
+
+    def _prior_noise(self, prior: torch.Tensor) -> torch.Tensor:
+        return prior / self._prior_std(prior)

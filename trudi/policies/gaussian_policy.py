@@ -107,3 +107,15 @@ class GaussianPolicy(ChainPolicy):
         self, observation: torch.Tensor, chain: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         return self._loc_scale(observation)
+
+    def transition(
+        self, observation: torch.Tensor, sample: torch.Tensor, step: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        loc, scale = self._loc_scale(observation)
+        return loc.squeeze(-2), scale.squeeze(-2)
+
+    def _prior(self, noise: torch.Tensor) -> torch.Tensor:
+        return torch.zeros_like(noise)
+
+    def _prior_noise(self, prior: torch.Tensor) -> torch.Tensor:
+        return torch.zeros_like(prior)

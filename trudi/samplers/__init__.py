@@ -12,6 +12,7 @@ from trudi.samplers.best_of_k import BestOfKSampler, ChainScore
 from trudi.samplers.ddim import DDIMSampler
 from trudi.samplers.log_prob import chain_log_likelihood, normal_log_prob, transition_log_prob
 from trudi.samplers.sampler import Chain, ConditionedDenoiser, Sampler, ScheduledSampler
+from trudi.samplers.euler_maruyama import EulerMaruyamaSampler, ProbabilityFlowSampler
 from trudi.samplers.schedules import CosineSchedule, LinearSchedule, NoiseSchedule, SigmoidSchedule
 
 __all__ = [
@@ -22,8 +23,10 @@ __all__ = [
     "ConditionedDenoiser",
     "CosineSchedule",
     "DDIMSampler",
+    "EulerMaruyamaSampler",
     "LinearSchedule",
     "NoiseSchedule",
+    "ProbabilityFlowSampler",
     "Sampler",
     "ScheduledSampler",
     "SigmoidSchedule",
