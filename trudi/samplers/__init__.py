@@ -10,9 +10,9 @@ stepping, the next sample). It keeps no step counter, so one sampler runs many c
 from trudi.samplers.ancestral import AncestralSampler
 from trudi.samplers.best_of_k import BestOfKSampler, ChainScore
 from trudi.samplers.ddim import DDIMSampler
+from trudi.samplers.euler_maruyama import EulerMaruyamaSampler, ProbabilityFlowSampler
 from trudi.samplers.log_prob import chain_log_likelihood, normal_log_prob, transition_log_prob
 from trudi.samplers.sampler import Chain, ConditionedDenoiser, Sampler, ScheduledSampler
-from trudi.samplers.euler_maruyama import EulerMaruyamaSampler, ProbabilityFlowSampler
 from trudi.samplers.schedules import CosineSchedule, LinearSchedule, NoiseSchedule, SigmoidSchedule
 
 __all__ = [
