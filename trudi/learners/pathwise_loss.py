@@ -22,7 +22,7 @@ from trudi.constraints import TrajectoryKLProjection, exact_trajectory_kl, gauss
 from trudi.learners.pathwise_projection import projected_rsample
 from trudi.learners.q_critic import QCritic
 from trudi.learners.soft_lambda_return import SoftLambdaReturn
-from trudi.policies import ChainPolicy, has_pseudo_log_prob, pseudo_log_prob
+from trudi.policies import ChainKeys, ChainPolicy, has_pseudo_log_prob, pseudo_log_prob
 from trudi.samplers import transition_log_prob
 
 __all__ = ["TruDiPathwiseLoss"]
@@ -30,6 +30,8 @@ __all__ = ["TruDiPathwiseLoss"]
 _TRUST_REGIONS = ("split", "projection")
 _REDUCTIONS = ("mean", "sum", "none")
 _POLICY_KEYS = ("observation", "action", "chain", "loc", "scale", "chain_log_prob")
+# The chain keys are declared once, by the policy's ChainKeys; the loss copies the actor's.
+_DEFAULT_KEYS = ChainKeys()
 _ESTIMATOR_KEYS = ("observation", "value", "value_target", "reward", "done", "terminated")
 
 
@@ -118,12 +120,12 @@ class TruDiPathwiseLoss(LossModule):
                 loss renames the same keys.
         """
 
-        observation: NestedKey = "observation"
-        action: NestedKey = "action"
-        chain: NestedKey = ("diffusion", "chain")
-        loc: NestedKey = ("diffusion", "loc")
-        scale: NestedKey = ("diffusion", "scale")
-        chain_log_prob: NestedKey = ("diffusion", "chain_log_prob")
+        observation: NestedKey = _DEFAULT_KEYS.observation
+        action: NestedKey = _DEFAULT_KEYS.action
+        chain: NestedKey = _DEFAULT_KEYS.chain
+        loc: NestedKey = _DEFAULT_KEYS.loc
+        scale: NestedKey = _DEFAULT_KEYS.scale
+        chain_log_prob: NestedKey = _DEFAULT_KEYS.chain_log_prob
         value_target: NestedKey = "value_target"
         next_embedding: NestedKey = "next_embedding"
         value: NestedKey = "state_value"
