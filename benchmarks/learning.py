@@ -1,12 +1,14 @@
-"""Learning benchmark: TruDi vs Gaussian PPO vs Gaussian TRPL vs DPPO on Gymnasium MuJoCo v5.
+"""Learning benchmark: TruDi, pathwise TruDi, REPPO, Gaussian PPO/TRPL and DPPO on Gymnasium MuJoCo v5.
 
     python -m benchmarks.learning                                   # 5 tasks x 4 arms x 3 seeds, 1M steps
     python -m benchmarks.learning --tasks halfcheetah --arms trudi ppo --seeds 0 --jobs 2
     python -m benchmarks.learning --report-only                     # table and plots from the CSVs
 
 Every run is ``python -m examples.train`` with the same configuration apart from the arm
-(``algo``), so the arms share the critic, GAE, optimizer, environment steps and evaluation
-protocol. Runs go one after another (``--jobs`` at a time, each on one thread), each in its own
+(``algo``; for pathwise TruDi also ``algo.trust_region``), so the arms share environment steps,
+optimizer and evaluation protocol; the likelihood-ratio arms (TruDi, PPO, TRPL, DPPO) also share
+the V critic and GAE, the pathwise ones (pathwise TruDi, REPPO) a Q critic on soft λ-returns.
+Runs go one after another (``--jobs`` at a time, each on one thread), each in its own
 process and run directory (``--runs``/<task>/<arm>/seed<seed>); a run whose CSV already exists is
 skipped, so an interrupted benchmark continues where it stopped (and a run with a checkpoint
 resumes it with ``resume=true``). Written under ``benchmarks/results/learning/``:
@@ -34,7 +36,23 @@ import torch
 from examples.plotting import arm_colour
 
 ROOT = Path(__file__).resolve().parents[1]
-ARMS = {"trudi": "TruDi", "ppo": "Gaussian PPO", "trpl": "Gaussian TRPL", "dppo": "DPPO"}
+# Arm: its name in tables, and the overrides that select it.
+ARMS = {
+    "trudi": ("TruDi", ["algo=trudi"]),
+    "ppo": ("Gaussian PPO", ["algo=ppo"]),
+    "trpl": ("Gaussian TRPL", ["algo=trpl"]),
+    "dppo": ("DPPO", ["algo=dppo"]),
+    "pathwise-split": (
+        "Pathwise TruDi (split)",
+        ["algo=trudi_pathwise", "algo.trust_region=split", "algo.name=pathwise-split"],
+    ),
+    "pathwise-projection": (
+        "Pathwise TruDi (projection)",
+        ["algo=trudi_pathwise", "algo.trust_region=projection", "algo.name=pathwise-projection"],
+    ),
+    "reppo": ("REPPO", ["algo=reppo"]),
+}
+DEFAULT_ARMS = ("trudi", "ppo", "trpl", "dppo")
 TASKS = ("halfcheetah", "hopper", "walker2d", "ant", "humanoid")
 FIELDS = ("frames", "wall_clock", "eval_return_deterministic", "eval_return_stochastic")
 
@@ -51,7 +69,7 @@ def run_one(task: str, arm: str, seed: int, args: argparse.Namespace) -> Path:
         "-m",
         "examples.train",
         f"env={task}",
-        f"algo={arm}",
+        *ARMS[arm][1],
         f"seed={seed}",
         f"total_frames={args.frames}",
         f"eval_every={args.eval_every}",
@@ -104,7 +122,7 @@ def write_table(out: Path, tasks, arms) -> None:
             continue
         finals = [r[-1] for r in runs]
         lines.append(
-            f"| {task} | {ARMS[arm]} | {mean_std([f['eval_return_deterministic'] for f in finals])} "
+            f"| {task} | {ARMS[arm][0]} | {mean_std([f['eval_return_deterministic'] for f in finals])} "
             f"| {mean_std([f['eval_return_stochastic'] for f in finals])} "
             f"| {int(statistics.mean(f['frames'] for f in finals)):,} "
             f"| {statistics.mean(f['wall_clock'] for f in finals) / 60:.1f} |"
@@ -131,7 +149,7 @@ def plot(out: Path, tasks, arms) -> None:
             mean = [statistics.mean(v) for v in values]
             std = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in values]
             colour = arm_colour(arm)
-            ax.plot(frames, mean, label=f"{ARMS[arm]} (n={len(runs)})", color=colour)
+            ax.plot(frames, mean, label=f"{ARMS[arm][0]} (n={len(runs)})", color=colour)
             ax.fill_between(
                 frames,
                 [m - s for m, s in zip(mean, std, strict=True)],
@@ -153,7 +171,7 @@ def plot(out: Path, tasks, arms) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
-    parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
+    parser.add_argument("--arms", nargs="+", default=list(DEFAULT_ARMS), choices=list(ARMS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--frames", type=int, default=1_000_000)
     parser.add_argument("--eval-every", type=int, default=25, help="iterations between evaluations")
