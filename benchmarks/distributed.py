@@ -45,6 +45,15 @@ def _rank(rank: int, world_size: int, store: str, args: argparse.Namespace, out:
     optimizer = torch.optim.Adam(loss.parameters(), lr=cfg.lr, eps=1e-5)
     td = env.reset()
     times = []
+    reducing = [0.0]  # time in the gradient all-reduce (which waits for the slower rank)
+    average = distributed.average_gradients
+
+    def timed(parameters):
+        tic = time.perf_counter()
+        average(parameters)
+        reducing[0] += time.perf_counter() - tic
+
+    distributed.average_gradients = timed
     for _ in range(args.iterations + 1):
         dist.barrier()
         tic = time.perf_counter()
@@ -54,14 +63,18 @@ def _rank(rank: int, world_size: int, store: str, args: argparse.Namespace, out:
             advantage(batch)
         dist.barrier()
         toc = time.perf_counter()
+        reducing[0] = 0.0
         update(cfg, loss, optimizer, batch)
         dist.barrier()
-        times.append((toc - tic, time.perf_counter() - toc))
+        times.append((toc - tic, time.perf_counter() - toc, reducing[0]))
+    distributed.average_gradients = average
     if rank == 0:
-        collect_s = sum(t[0] for t in times[1:]) / args.iterations
-        update_s = sum(t[1] for t in times[1:]) / args.iterations
+        collect_s, update_s, reduce_s = (
+            sum(t[i] for t in times[1:]) / args.iterations for i in range(3)
+        )
         frames = world_size * cfg.num_envs * cfg.rollout_length
-        torch.save({"frames": frames, "collect": collect_s, "update": update_s}, out)
+        result = {"frames": frames, "collect": collect_s, "update": update_s, "reduce": reduce_s}
+        torch.save(result, out)
     env.close()
     dist.destroy_process_group()
 
@@ -76,8 +89,9 @@ def main() -> None:
     args = parser.parse_args()
     os.environ["OMP_NUM_THREADS"] = "1"
     rows = [
-        "| ranks | frames / iteration | collect (s) | update (s) | frames/s |",
-        "|---|---|---|---|---|",
+        "| ranks | frames / iteration | collect (s) | update (s) | of which all-reduce (s) "
+        "| frames/s |",
+        "|---|---|---|---|---|---|",
     ]
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.ranks:
@@ -86,7 +100,8 @@ def main() -> None:
             r = torch.load(out)
             fps = r["frames"] / (r["collect"] + r["update"])
             rows.append(
-                f"| {n} | {r['frames']:,} | {r['collect']:.2f} | {r['update']:.2f} | {fps:,.0f} |"
+                f"| {n} | {r['frames']:,} | {r['collect']:.2f} | {r['update']:.2f} | "
+                f"{r['reduce']:.2f} | {fps:,.0f} |"
             )
     table = "\n".join(rows)
     print(table)
