@@ -41,8 +41,10 @@ def _join(rank: int, store: Path) -> None:
 
 
 def _spawn(worker, tmp_path: Path, *args) -> None:
+    """Run ``worker(rank, store, tmp_path, *args)`` on two ranks, forked: a spawned rank would import
+    torch, TorchRL and Gymnasium again (seconds per rank on a busy machine)."""
     store = tmp_path / f"store-{worker.__name__}-{len(list(tmp_path.glob('store-*')))}"
-    mp.spawn(worker, args=(store, tmp_path, *args), nprocs=RANKS, join=True)
+    mp.start_processes(worker, args=(store, tmp_path, *args), nprocs=RANKS, start_method="fork")
 
 
 # -- one update on two ranks against one process on both batches -------------------------------
