@@ -214,3 +214,11 @@ def test_resume_with_another_number_of_ranks_is_refused(full_run, tmp_path):
     tmp, _ = full_run
     with pytest.raises(train.RunDirectoryError, match="written by 2 rank"):
         train.train(config(*RUN, "resume=true"), tmp / "full")
+
+
+def test_docstring_example_runs_on_one_process():
+    """Outside torchrun every call is that of a single rank."""
+    import doctest
+
+    result = doctest.testmod(distributed, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
