@@ -12,6 +12,11 @@ the once-per-iteration prints. Runs unchanged on CPU and CUDA, from the reposito
     python -m examples.custom_loop                      # CPU, one torch thread, default hyperparameters
     python -m examples.custom_loop --device cuda --num-envs 4096
     python -m examples.custom_loop --help               # every hyperparameter, documented
+    torchrun --standalone --nproc_per_node=2 -m examples.custom_loop   # data-parallel, 2 ranks
+
+Data-parallel training takes the three calls marked ``(1)``-``(3)`` (``docs/distributed.md``): each
+rank steps its own envs with seed + rank, the ranks start from rank 0's parameters and average
+their gradients, so they stay identical; rank 0 prints (its own rank's figures).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from tensordict.nn import InteractionType, TensorDictModule, set_interaction_typ
 from torchrl.data import Bounded
 from torchrl.objectives.value import GAE
 
+from examples import distributed
 from examples.batched_pendulum import BatchedPendulum
 from trudi.constraints import TrajectoryKLProjection
 from trudi.learners import TruDiLoss
@@ -100,9 +106,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     if args.threads < 1:
         raise ValueError(f"--threads must be >= 1, got {args.threads}")
     torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    torch.manual_seed(args.seed)
-    generator = torch.Generator(device=device).manual_seed(args.seed)
+    rank = distributed.setup(args.device)  # (1) under torchrun: one process per device
+    device = rank.device
+    seed = args.seed + rank.rank
+    torch.manual_seed(seed)
+    generator = torch.Generator(device=device).manual_seed(seed)
     batch_size = args.num_envs * args.rollout_steps
     minibatch_size = batch_size // args.num_minibatches
 
@@ -154,10 +162,12 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     ).to(device)
     # `done` ends the λ-recursion; only `terminated` stops bootstrapping, so a truncated step's
     # target is r + γ V(("next", "observation")), the final observation before the auto-reset.
+    distributed.broadcast_parameters(loss_module)  # (2) every rank starts from rank 0's networks
     advantage_module = GAE(gamma=args.gamma, lmbda=args.gae_lambda, value_network=critic)
     optimizer = torch.optim.Adam(loss_module.parameters(), lr=args.lr)
     diagnostics = ("kl_trajectory_before", "kl_trajectory_after", "frac_projected")
     diagnostics += ("explained_variance", "entropy")
+    print_main = print if rank.is_main else lambda *args, **kwargs: None
 
     initial_policy = torch.cat([p.detach().flatten() for p in policy.parameters()])
     observation = env.reset(generator)
@@ -208,6 +218,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                 )
                 optimizer.zero_grad()
                 loss.backward()
+                distributed.average_gradients(loss_module.parameters())  # (3) before clip and step
                 torch.nn.utils.clip_grad_norm_(loss_module.parameters(), args.max_grad_norm)
                 optimizer.step()
                 sums += torch.stack([losses[name] for name in diagnostics])
@@ -219,7 +230,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         count = finished_count.item()
         metrics["episode_return"] = finished_return.item() / count if count else float("nan")
         episode = f"{metrics['episode_return']:8.1f}" if count else "    none"
-        print(
+        print_main(
             f"iter {iteration:3d} | frames {iteration * batch_size:8d} | "
             f"return {episode} | reward/step {metrics['mean_reward']:6.2f} | "
             f"KL traj before {metrics['kl_trajectory_before']:.4f} "
@@ -244,9 +255,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     metrics["eval_return"] = total_reward.item() / episodes if episodes else float("nan")
     final_policy = torch.cat([p.detach().flatten() for p in policy.parameters()])
     metrics["policy_change"] = (final_policy - initial_policy).norm().item()
-    print(
+    print_main(
         f"deterministic policy: mean return {metrics['eval_return']:.1f} over {episodes} episodes"
     )
+    distributed.shutdown()
     return metrics
 
 

@@ -20,6 +20,15 @@ writes CSV logs (TorchRL's ``CSVLogger``; TensorBoard or W&B with ``logger=tenso
 ``checkpoint.pt`` (atomically, at the start and every ``checkpoint_every`` iterations) and
 ``learning_curve.png``. Ctrl-C finishes the iteration, writes both and prints the resume command;
 a non-finite loss stops the run before that iteration is saved, so the last checkpoint stays good.
+
+Data-parallel on N processes (``docs/distributed.md``), every arm and env:
+
+    torchrun --standalone --nproc_per_node=2 -m examples.train env=pendulum
+
+Each rank steps ``num_envs`` envs of its own (seeds offset by rank); ``total_frames`` counts the
+steps of all ranks. Gradients and normaliser statistics are averaged over the ranks, so the ranks
+keep identical parameters; rank 0 alone logs, evaluates, plots and writes the checkpoint, which
+holds every rank's envs and random state and resumes with the same number of ranks.
 """
 
 from __future__ import annotations
@@ -40,6 +49,7 @@ from tensordict.nn import InteractionType, set_interaction_type
 from torchrl.record.loggers import get_logger
 from tqdm import tqdm
 
+from examples import distributed
 from examples.build import build_critic, build_loss, build_policy, build_value_estimator
 from examples.checkpoint import rng_state, save_checkpoint, set_rng_state
 from examples.config import CONFIG_DIR, ConfigError, validate
@@ -126,6 +136,7 @@ def update(cfg: DictConfig, loss, optimizer, batch: TensorDictBase) -> dict[str,
             total = sum(v for k, v in out.items() if k.startswith("loss_"))
             optimizer.zero_grad()
             total.backward()
+            distributed.average_gradients(loss.parameters())
             torch.nn.utils.clip_grad_norm_(loss.parameters(), cfg.max_grad_norm)
             optimizer.step()
             updates += 1
@@ -146,31 +157,51 @@ def train(
     checkpoint (``iteration`` counts from 1). :class:`~examples.config.ConfigError` and
     :class:`~examples.run_dir.RunDirectoryError` come before anything is built; Ctrl-C ends in
     :class:`~examples.interrupt.TrainingInterrupted`.
+
+    Under torchrun (or in a process group already initialised) this process is one rank of a
+    data-parallel run (``examples/distributed.py``); the metrics returned are the ranks' means,
+    with rank 0's evaluation.
     """
     validate(cfg)
+    rank = distributed.setup()
     out_dir = Path(out_dir)
     ckpt_path = out_dir / CHECKPOINT
-    ckpt = open_run(out_dir, cfg.resume)
-    if ckpt is not None:
-        check_resumable(ckpt["config"], cfg, ckpt_path)
-    frames_per_iter = cfg.num_envs * cfg.rollout_length
+    ckpt = distributed.from_main(lambda: _open_run(cfg, out_dir, rank.world_size))
+    # Every rank's envs step num_envs x rollout_length per iteration.
+    frames_per_iter = cfg.num_envs * cfg.rollout_length * rank.world_size
     iterations = cfg.total_frames // frames_per_iter
+    if iterations == 0:
+        raise ConfigError(
+            f"invalid configuration:\n  total_frames: must be >= one iteration of "
+            f"{rank.world_size} ranks x num_envs x rollout_length = {frames_per_iter:,}, "
+            f"got {cfg.total_frames:,}"
+        )
     budget = iterations * frames_per_iter
     if ckpt is not None and ckpt["iteration"] == iterations:
-        print(f"{out_dir} already finished at {describe(ckpt)}; nothing to train.")
+        if rank.is_main:
+            print(f"{out_dir} already finished at {describe(ckpt)}; nothing to train.")
         return ckpt["history"][-1]
     rounded = (
         "" if budget == cfg.total_frames else f", total_frames={cfg.total_frames:,} rounded down"
     )
-    print(f"budget: {iterations} iterations x {frames_per_iter:,} env steps = {budget:,}{rounded}")
-    torch.manual_seed(cfg.seed)
-    random.seed(cfg.seed)
+    ranks = f" ({rank.world_size} ranks)" if rank.world_size > 1 else ""
+    if rank.is_main:
+        print(
+            f"budget: {iterations} iterations x {frames_per_iter:,} env steps{ranks} = "
+            f"{budget:,}{rounded}"
+        )
+    seed = cfg.seed + rank.rank
+    torch.manual_seed(seed)
+    random.seed(seed)
     torch.set_num_threads(cfg.threads)
 
-    env = make_env(cfg.env.name, cfg.num_envs, seed=cfg.seed, reward_scale=cfg.env.reward_scale)
+    # Sub-env i of rank r gets seed + r * num_envs + i: the ranks' envs are those of one big env.
+    env_seed = cfg.seed + rank.rank * cfg.num_envs
+    env = make_env(cfg.env.name, cfg.num_envs, seed=env_seed, reward_scale=cfg.env.reward_scale)
     policy = build_policy(cfg, env)
     critic = build_critic(cfg, env)
     loss = build_loss(cfg, policy, critic)
+    distributed.broadcast_parameters(loss)
     advantage = build_value_estimator(cfg, loss, critic)
     optimizer = torch.optim.Adam(loss.parameters(), lr=cfg.lr, eps=1e-5)
     schedule = torch.optim.lr_scheduler.LambdaLR(
@@ -185,26 +216,34 @@ def train(
         optimizer.load_state_dict(ckpt["optimizer"])
         schedule.load_state_dict(ckpt["schedule"])
         env.transform.load_state_dict(ckpt["env_transform"])
-        load_env_state(env, ckpt["env_state"])
-        td = ckpt["carry"]
-        set_rng_state(ckpt["rng"])
+        own = ckpt if rank.is_main else ckpt["other_ranks"][rank.rank - 1]
+        load_env_state(env, own["env_state"])
+        td = own["carry"]
+        set_rng_state(own["rng"])
         start, history, logger_state = ckpt["iteration"], ckpt["history"], ckpt["logger"]
-        # After a hard stop the logs hold steps past the checkpoint, which this run logs again.
-        trim_csv_logs(out_dir / "logs", ckpt["frames"])
-        print(f"resumed {ckpt_path} at {describe(ckpt)}")
-    logger = get_logger(
-        cfg.logger,
-        logger_name=str(out_dir),
-        experiment_name="logs",
-        state_dict=logger_state,
-        **(
-            {"wandb_kwargs": {"project": "trudi", "config": OmegaConf.to_container(cfg)}}
-            if cfg.logger == "wandb"
-            else {}
-        ),
-    )
+        if rank.is_main:
+            # After a hard stop the logs hold steps past the checkpoint, which this run logs again.
+            trim_csv_logs(out_dir / "logs", ckpt["frames"])
+            print(f"resumed {ckpt_path} at {describe(ckpt)}")
+    logger = None
+    if rank.is_main:
+        logger = get_logger(
+            cfg.logger,
+            logger_name=str(out_dir),
+            experiment_name="logs",
+            state_dict=logger_state,
+            **(
+                {"wandb_kwargs": {"project": "trudi", "config": OmegaConf.to_container(cfg)}}
+                if cfg.logger == "wandb"
+                else {}
+            ),
+        )
 
     def checkpoint(iteration: int) -> None:
+        # What differs between ranks; rank 0 writes all of it (the rest is the same on every rank).
+        states = distributed.gather({"env_state": env_state(env), "carry": td, "rng": rng_state()})
+        if not rank.is_main:
+            return
         save_checkpoint(
             ckpt_path,
             {
@@ -216,9 +255,9 @@ def train(
                 "optimizer": optimizer.state_dict(),
                 "schedule": schedule.state_dict(),
                 "env_transform": env.transform.state_dict(),
-                "env_state": env_state(env),
-                "carry": td,
-                "rng": rng_state(),
+                **states[0],
+                "world_size": rank.world_size,
+                "other_ranks": states[1:],
                 "history": history,
                 "logger": logger.state_dict() if hasattr(logger, "state_dict") else None,
                 "config": OmegaConf.to_container(cfg, resolve=True),
@@ -227,14 +266,15 @@ def train(
 
     if ckpt is None:
         checkpoint(0)  # so that any later stop, however hard, leaves a checkpoint to resume
-        OmegaConf.save(cfg, out_dir / "config.yaml", resolve=True)
+        if rank.is_main:
+            OmegaConf.save(cfg, out_dir / "config.yaml", resolve=True)
     saved = start
     progress = tqdm(
         total=budget,
         initial=start * frames_per_iter,
         unit="step",
         dynamic_ncols=True,
-        disable=not cfg.progress_bar,
+        disable=not (cfg.progress_bar and rank.is_main),
     )
     train_return = history[-1].get("train_return") if history else None
     wall_clock = history[-1]["wall_clock"] if history else 0.0  # training time, evaluation excluded
@@ -245,6 +285,7 @@ def train(
             for iteration in range(start, iterations):
                 tic = time.perf_counter()
                 batch, td = collect(env, policy, td, cfg.rollout_length)
+                distributed.average_normalizer(normalizer(env))
                 collect_time = time.perf_counter() - tic
                 done = batch["next", "done"]
                 episodes = [(batch["next", "episode_reward"] * done).sum(), done.sum()]
@@ -253,8 +294,10 @@ def train(
                 with torch.no_grad():
                     advantage(batch)
                 means = update(cfg, loss, optimizer, batch)
-                # The iteration's one host-device sync.
-                *values, returns, finished = torch.stack([*means.values(), *episodes]).tolist()
+                # The ranks' means (a ratio of sums is a ratio of means), so that every rank takes
+                # the same decisions; the iteration's one host-device sync.
+                reduced = distributed.all_mean(torch.stack([*means.values(), *episodes]))
+                *values, returns, finished = reduced.tolist()
                 metrics = dict(zip(means, values, strict=True))
                 bad = [
                     k for k, v in metrics.items() if k.startswith("loss_") and not math.isfinite(v)
@@ -279,19 +322,21 @@ def train(
                 if train_return is not None:
                     metrics["train_return"] = train_return
                 last = iteration + 1 == iterations
-                if cfg.eval_every and ((iteration + 1) % cfg.eval_every == 0 or last):
+                evaluating = cfg.eval_every and ((iteration + 1) % cfg.eval_every == 0 or last)
+                if evaluating and rank.is_main:
                     metrics.update(evaluate(cfg, env, policy, seed=cfg.seed + 10_000 + iteration))
                 history.append(metrics)
-                for key, value in metrics.items():
+                for key, value in metrics.items() if logger is not None else ():
                     logger.log_scalar(key, value, step=frames)
                 progress.update(frames_per_iter)
                 progress.set_postfix(_postfix(metrics))
                 if on_iteration is not None:
                     on_iteration(iteration + 1, metrics)
-                if stop.requested or last or (iteration + 1) % cfg.checkpoint_every == 0:
+                stopping = distributed.any_rank(stop.requested)
+                if stopping or last or (iteration + 1) % cfg.checkpoint_every == 0:
                     checkpoint(iteration + 1)
                     saved = iteration + 1
-                if stop.requested and not last:
+                if stopping and not last:
                     raise TrainingInterrupted(saved, graceful=True)
     except KeyboardInterrupt as error:
         if isinstance(error, TrainingInterrupted):
@@ -299,10 +344,27 @@ def train(
         raise TrainingInterrupted(saved, graceful=False) from None
     finally:
         progress.close()
-        title = f"{cfg.algo.name} on {cfg.env.name}"
-        plot_learning_curve(history, out_dir / "learning_curve.png", title, cfg.algo.name)
+        if rank.is_main:
+            title = f"{cfg.algo.name} on {cfg.env.name}"
+            plot_learning_curve(history, out_dir / "learning_curve.png", title, cfg.algo.name)
         env.close()
     return metrics
+
+
+def _open_run(cfg: DictConfig, out_dir: Path, world_size: int) -> dict | None:
+    """The checkpoint to resume (``None`` for a fresh run), checked against this run."""
+    ckpt = open_run(out_dir, cfg.resume)
+    if ckpt is None:
+        return None
+    check_resumable(ckpt["config"], cfg, out_dir / CHECKPOINT)
+    saved = ckpt.get("world_size", 1)
+    if saved != world_size:
+        raise RunDirectoryError(
+            f"resume=true: the checkpoint {out_dir / CHECKPOINT} was written by {saved} rank(s), "
+            f"this run has {world_size}; each rank resumes its own envs, so resume with "
+            f"torchrun --nproc_per_node={saved} (or plain python for 1)."
+        )
+    return ckpt
 
 
 def _postfix(metrics: dict[str, float]) -> dict[str, str]:
@@ -327,26 +389,32 @@ def _summary(metrics: dict[str, float]) -> str:
 def main(cfg: DictConfig) -> float:
     run = HydraConfig.get()
     out_dir = Path(run.runtime.output_dir)
+    rank = distributed.setup()
+    # Every rank raises the same errors and stops together; rank 0 alone tells the user.
+    say = print if rank.is_main else lambda *args: None
     try:
         metrics = train(cfg, out_dir)
     except (ConfigError, RunDirectoryError) as error:
-        sys.exit(f"error: {error}")
+        sys.exit(f"error: {error}" if rank.is_main else 1)
     except KeyboardInterrupt as stop:
         if isinstance(stop, TrainingInterrupted) and stop.graceful:
-            print(
+            say(
                 f"stopped at iteration {stop.checkpoint_iteration}; checkpoint and plot in {out_dir}."
             )
         elif isinstance(stop, TrainingInterrupted):
-            print(
+            say(
                 f"stopped at once; the last checkpoint is of iteration {stop.checkpoint_iteration} "
                 f"(resuming redoes the steps after it); plot in {out_dir}."
             )
         else:
-            print("stopped while starting, before the first iteration.")
+            say("stopped while starting, before the first iteration.")
         if (out_dir / CHECKPOINT).exists():
-            print(f"resume with:\n  {resume_command(out_dir, list(run.overrides.task))}")
+            command = resume_command(out_dir, list(run.overrides.task), nproc=rank.world_size)
+            say(f"resume with:\n  {command}")
         sys.exit(130)
-    print(f"done: {_summary(metrics)}; outputs in {out_dir}")
+    finally:
+        distributed.shutdown()
+    say(f"done: {_summary(metrics)}; outputs in {out_dir}")
     return metrics.get("eval_return_deterministic", float("nan"))
 
 
