@@ -27,7 +27,7 @@ import hydra
 import torch
 from build import build_critic, build_loss, build_policy
 from checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from envs import env_state, load_env_state, make_env, normalizer
+from envs import env_options, env_state, load_env_state, make_env, normalizer
 from omegaconf import DictConfig, OmegaConf
 from tensordict import TensorDictBase
 from tensordict.nn import InteractionType, set_interaction_type
@@ -66,6 +66,7 @@ def evaluate(cfg: DictConfig, train_env, policy, seed: int) -> dict[str, float]:
             cfg.eval_episodes,
             seed=seed,
             obs_norm=None if obs_norm is None else obs_norm.frozen_copy(),
+            **env_options(cfg.env),
         )
         with set_interaction_type(interaction):
             rollout = env.rollout(cfg.env.max_episode_steps, policy, break_when_any_done=False)
@@ -143,7 +144,13 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, float]:
     random.seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
 
-    env = make_env(cfg.env.name, cfg.num_envs, seed=cfg.seed, reward_scale=cfg.env.reward_scale)
+    env = make_env(
+        cfg.env.name,
+        cfg.num_envs,
+        seed=cfg.seed,
+        reward_scale=cfg.env.reward_scale,
+        **env_options(cfg.env),
+    )
     policy = build_policy(cfg, env)
     critic = build_critic(cfg, env)
     loss = build_loss(cfg, policy, critic)
@@ -166,8 +173,7 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, float]:
         optimizer.load_state_dict(ckpt["optimizer"])
         schedule.load_state_dict(ckpt["schedule"])
         env.transform.load_state_dict(ckpt["env_transform"])
-        load_env_state(env, ckpt["env_state"])
-        td = ckpt["carry"]
+        td = load_env_state(env, ckpt["env_state"], ckpt["carry"])
         set_rng_state(ckpt["rng"])
         start, history, logger_state = ckpt["iteration"], ckpt["history"], ckpt["logger"]
     logger = get_logger(
