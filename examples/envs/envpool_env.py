@@ -51,9 +51,9 @@ class EnvPoolEnv(EnvBase):
         num_threads: EnvPool's worker threads; 0 lets EnvPool choose (one per core, at most ``N``).
 
     Examples:
-        >>> env = EnvPoolEnv("Pendulum-v1", 4, seed=0)
+        >>> env = EnvPoolEnv("Hopper-v5", 4, seed=0)
         >>> env.rollout(3)["next", "observation"].shape
-        torch.Size([4, 3, 3])
+        torch.Size([4, 3, 11])
     """
 
     def __init__(
@@ -167,6 +167,11 @@ class EnvPoolEnv(EnvBase):
             self._pool.close()
             self._pool = self._make_pool(seed=seed)
             self._pool_seed = seed
+
+    @property
+    def pool(self):
+        """The EnvPool pool itself (Gymnasium API), e.g. to measure it without TorchRL."""
+        return self._pool
 
     @property
     def pool_seed(self) -> int:

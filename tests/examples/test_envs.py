@@ -219,3 +219,12 @@ def test_gpu_backends_pass_check_env_specs(backend, module, task):
     assert td["next", "observation"].shape[:2] == (4, 3)
     assert isinstance(td, TensorDict)
     env.close()
+
+
+@pytest.mark.parametrize("name", ["examples.envs.envpool_env", "examples.envs.factory"])
+def test_docstring_examples(name):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0

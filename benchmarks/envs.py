@@ -1,0 +1,265 @@
+"""Environment throughput per backend, the EnvPool adapter's cost, and training frames/s.
+
+    python benchmarks/envs.py [--seconds 2] [--repeats 3] [--sizes 64 256 1024 4096]
+                              [--slow-sizes 64 256] [--iterations 3] [--skip-training]
+
+1. Env steps/s (random actions, all envs together) per task family: raw EnvPool (``pool.step`` on
+   numpy arrays), the adapter (``EnvPoolEnv.step_and_maybe_reset``), the example's whole env
+   (``make_env``: adapter + RewardSum + RewardScaling + VecNorm) and Gymnasium's ``SyncVectorEnv``
+   (``make_env(backend="gymnasium")``, Gymnasium tasks only); GPU backends where CUDA exists.
+   HalfCheetah-v5 runs at ``--sizes``; DMC and Playground at ``--slow-sizes``, because EnvPool builds
+   their envs at ~0.1 s each here (the build time is in the table).
+2. Collection frames/s with TruDi's policy (K = 5): the example's loop against TorchRL's ``Collector``.
+3. Training frames/s (collection + update): TruDi and Gaussian PPO at ``scale=default`` and
+   ``scale=massive`` on HalfCheetah-v5 with EnvPool, and at ``scale=default`` with Gymnasium.
+
+Variants are measured in alternating rounds and the best round of ``--repeats`` is kept, so a
+neighbour's burst on a shared machine does not land on one variant only. Torch runs one thread.
+Writes ``benchmarks/results/envs.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import envpool
+import torch
+from hydra import compose, initialize_config_dir
+from tensordict.nn import InteractionType, set_interaction_type
+from torchrl.collectors import Collector
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "examples"))  # train.py's flat imports
+
+from examples import train  # noqa: E402
+from examples.build import build_policy  # noqa: E402
+from examples.envs import make_env  # noqa: E402
+
+FAMILIES = {
+    "Gymnasium MuJoCo": "HalfCheetah-v5",
+    "DeepMind Control": "HumanoidWalk-v1",
+    "MuJoCo Playground": "G1JoystickFlatTerrain-v1",
+}
+
+
+def rate(step, batch: int, seconds: float) -> float:
+    """Steps/s of ``step()`` (one call steps ``batch`` envs) over about ``seconds``."""
+    step()
+    calls, tic = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - tic) < seconds:
+        step()
+        calls += 1
+    return calls * batch / elapsed
+
+
+def best_of_rounds(variants: dict, batch: int, seconds: float, repeats: int) -> dict[str, float]:
+    best = dict.fromkeys(variants, 0.0)
+    for _ in range(repeats):
+        for name, step in variants.items():
+            best[name] = max(best[name], rate(step, batch, seconds))
+    return best
+
+
+def torchrl_stepper(env):
+    state = {"td": env.reset()}
+
+    def step():
+        _, state["td"] = env.step_and_maybe_reset(env.rand_action(state["td"]))
+
+    return step
+
+
+def env_rows(task: str, n: int, args) -> dict[str, float]:
+    """One pool per task and size (DMC and Playground pools take minutes to build at 1,024): the
+    adapter is the example env's base and the raw rows step the adapter's own pool."""
+    tic = time.perf_counter()
+    env = make_env(task, n, seed=0, backend="envpool")
+    build = time.perf_counter() - tic
+    adapter = env.base_env
+    actions = torch.rand(adapter.action_spec.shape).mul_(2).sub_(1).numpy()
+    variants = {
+        "raw EnvPool": lambda: adapter.pool.step(actions),
+        "adapter": torchrl_stepper(adapter),
+        "make_env": torchrl_stepper(env),
+    }
+    if task.endswith("-v5") and n <= args.gym_max:
+        variants["Gymnasium"] = torchrl_stepper(make_env(task, n, seed=0, backend="gymnasium"))
+    rows = best_of_rounds(variants, n, args.seconds, args.repeats)
+    rows["build (s)"] = build
+    env.close()
+    return rows
+
+
+def gpu_rows(args) -> dict[str, dict[str, float]]:
+    if not torch.cuda.is_available():
+        return {}
+    rows = {}
+    for backend, task in (("mjlab", "G1JoystickFlatTerrain-v1"), ("playground", "HumanoidWalk-v1")):
+        for n in args.sizes:
+            try:
+                env = make_env(task, n, seed=0, backend=backend, max_episode_steps=1000)
+            except (RuntimeError, ImportError) as err:
+                print(f"{backend}: {err}")
+                break
+            rows[f"{backend} {task} {n}"] = rate(torchrl_stepper(env), n, args.seconds)
+    return rows
+
+
+def config(*overrides: str):
+    with initialize_config_dir(config_dir=str(ROOT / "examples" / "conf"), version_base=None):
+        return compose("config", overrides=["progress_bar=false", "eval_every=0", *overrides])
+
+
+def collection_rows(n: int, steps: int, args) -> dict[str, float]:
+    torch.manual_seed(0)
+    cfg = config(f"num_envs={n}", f"rollout_length={steps}")
+    env = make_env(cfg.env.name, n, seed=0, backend="envpool")
+    policy = build_policy(cfg, env)
+    state = {"td": env.reset()}
+
+    def hand_loop():
+        _, state["td"] = train.collect(env, policy, state["td"], steps)
+
+    collector = Collector(
+        make_env(cfg.env.name, n, seed=1, backend="envpool"),
+        policy,
+        frames_per_batch=n * steps,
+        total_frames=-1,
+        exploration_type=InteractionType.RANDOM,
+        auto_register_policy_transforms=False,  # the policy needs no env transform
+    )
+    batches = iter(collector)
+
+    def torchrl_collector():
+        with torch.no_grad():
+            next(batches)
+
+    with set_interaction_type(InteractionType.RANDOM):
+        rows = best_of_rounds(
+            {"example loop": hand_loop, "Collector": torchrl_collector},
+            n * steps,
+            args.seconds,
+            args.repeats,
+        )
+    collector.shutdown()
+    return rows
+
+
+def training_fps(overrides: list[str], iterations: int) -> tuple[float, float]:
+    """Median frames/s and collection share over ``iterations`` after a warm-up iteration."""
+    cfg = config(*overrides)
+    cfg.total_frames = (iterations + 1) * cfg.num_envs * cfg.rollout_length
+    cfg.checkpoint_every = 10**9
+    with tempfile.TemporaryDirectory() as out:
+        train.train(cfg, out)
+        history = train.load_checkpoint(Path(out) / "checkpoint.pt")["history"][1:]
+    return (
+        statistics.median(h["steps_per_second"] for h in history),
+        statistics.median(h["collect_fraction"] for h in history),
+    )
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join([*lines, *("| " + " | ".join(r) + " |" for r in rows)])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[64, 256, 1024, 4096])
+    parser.add_argument("--slow-sizes", type=int, nargs="+", default=[64, 256])
+    parser.add_argument("--gym-max", type=int, default=1024, help="largest Gymnasium batch")
+    parser.add_argument("--iterations", type=int, default=3)
+    parser.add_argument("--skip-training", action="store_true")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "envs.md")
+    parser.add_argument("--note", default="", help="a line about the machine (e.g. shared)")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    machine = (
+        f"{os.cpu_count()} CPU cores, torch {torch.__version__} (1 thread), "
+        f"EnvPool {envpool.__version__}, CUDA {'yes' if torch.cuda.is_available() else 'no'}"
+    )
+    sections = [
+        "# Environment throughput (`benchmarks/envs.py`)",
+        f"Command: `python benchmarks/envs.py {' '.join(sys.argv[1:])}`\n\nMachine: {machine}. "
+        + args.note,
+    ]
+
+    rows = []
+    for family, task in FAMILIES.items():
+        for n in args.sizes if task.endswith("-v5") else args.slow_sizes:
+            r = env_rows(task, n, args)
+            raw = r["raw EnvPool"]
+            gym = r.get("Gymnasium")
+            rows.append(
+                [
+                    family,
+                    task,
+                    f"{n:,}",
+                    f"{r['build (s)']:.1f}",
+                    f"{raw:,.0f}",
+                    f"{r['adapter']:,.0f}",
+                    f"{r['adapter'] / raw:.0%}",
+                    f"{r['make_env']:,.0f}",
+                    f"{r['make_env'] / raw:.0%}",
+                    "–" if gym is None else f"{gym:,.0f}",
+                ]
+            )
+            print(rows[-1], flush=True)
+    header = ["family", "task", "envs", "EnvPool build (s)", "raw EnvPool", "adapter"]
+    header += ["adapter / raw", "make_env", "make_env / raw", "Gymnasium"]
+    sections.append("## Env steps/s (random actions, all envs together)\n\n" + table(header, rows))
+    gpu = gpu_rows(args)
+    sections.append(
+        "## GPU backends\n\n"
+        + (
+            table(["backend, task, envs", "steps/s"], [[k, f"{v:,.0f}"] for k, v in gpu.items()])
+            if gpu
+            else "No CUDA on this machine: the mjlab and playground rows were not run."
+        )
+    )
+
+    rows = []
+    for n, steps in ((64, 64), (1024, 16)):
+        r = collection_rows(n, steps, args)
+        rows.append([f"{n:,} x {steps}", f"{r['example loop']:,.0f}", f"{r['Collector']:,.0f}"])
+        rows[-1].append(f"{r['Collector'] / r['example loop']:.0%}")
+        print(rows[-1], flush=True)
+    sections.append(
+        "## Collection frames/s, TruDi policy (K = 5), HalfCheetah-v5 on EnvPool\n\n"
+        + table(["envs x steps", "example loop", "TorchRL Collector", "Collector / loop"], rows)
+    )
+
+    if not args.skip_training:
+        rows = []
+        for scale, backend in (
+            ("default", "gymnasium"),
+            ("default", "envpool"),
+            ("massive", "envpool"),
+        ):
+            for arm in ("trudi", "ppo"):
+                fps, share = training_fps(
+                    [f"scale={scale}", f"env.backend={backend}", f"algo={arm}"], args.iterations
+                )
+                rows.append([arm, scale, backend, f"{fps:,.0f}", f"{share:.0%}"])
+                print(rows[-1], flush=True)
+        sections.append(
+            "## Training frames/s, HalfCheetah-v5 (collection + update)\n\n"
+            + table(["algo", "scale", "backend", "frames/s", "collection share"], rows)
+        )
+    text = "\n\n".join(sections) + "\n"
+    print(text)
+    args.out.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
