@@ -1,14 +1,16 @@
 """Environment throughput per backend, the EnvPool adapter's cost, and training frames/s.
 
     python benchmarks/envs.py [--seconds 2] [--repeats 3] [--sizes 64 256 1024 4096]
-                              [--slow-sizes 64 256] [--iterations 3] [--skip-training]
+                              [--dmc-sizes 64 256 1024] [--playground-sizes 16 64]
+                              [--iterations 3] [--skip-training]
 
 1. Env steps/s (random actions, all envs together) per task family: raw EnvPool (``pool.step`` on
    numpy arrays), the adapter (``EnvPoolEnv.step_and_maybe_reset``), the example's whole env
    (``make_env``: adapter + RewardSum + RewardScaling + VecNorm) and Gymnasium's ``SyncVectorEnv``
    (``make_env(backend="gymnasium")``, Gymnasium tasks only); GPU backends where CUDA exists.
-   HalfCheetah-v5 runs at ``--sizes``; DMC and Playground at ``--slow-sizes``, because EnvPool builds
-   their envs at ~0.1 s each here (the build time is in the table).
+   HalfCheetah-v5 runs at ``--sizes``, HumanoidWalk-v1 at ``--dmc-sizes`` (EnvPool builds DMC envs at
+   ~0.1 s each; the build time is in the table) and G1 at ``--playground-sizes``: EnvPool 1.2.5's
+   Playground humanoids hold ~90 MB per env, so 256 of them exhaust a 24 GB machine.
 2. Collection frames/s with TruDi's policy (K = 5): the example's loop against TorchRL's ``Collector``.
 3. Training frames/s (collection + update): TruDi and Gaussian PPO at ``scale=default`` and
    ``scale=massive`` on HalfCheetah-v5 with EnvPool, and at ``scale=default`` with Gymnasium.
@@ -42,10 +44,10 @@ from examples import train  # noqa: E402
 from examples.build import build_policy  # noqa: E402
 from examples.envs import make_env  # noqa: E402
 
-FAMILIES = {
-    "Gymnasium MuJoCo": "HalfCheetah-v5",
-    "DeepMind Control": "HumanoidWalk-v1",
-    "MuJoCo Playground": "G1JoystickFlatTerrain-v1",
+FAMILIES = {  # family: (task, the option holding its sizes)
+    "Gymnasium MuJoCo": ("HalfCheetah-v5", "sizes"),
+    "DeepMind Control": ("HumanoidWalk-v1", "dmc_sizes"),
+    "MuJoCo Playground": ("G1JoystickFlatTerrain-v1", "playground_sizes"),
 }
 
 
@@ -68,12 +70,48 @@ def best_of_rounds(variants: dict, batch: int, seconds: float, repeats: int) -> 
 
 
 def torchrl_stepper(env):
+    """One ``step_and_maybe_reset`` per call, with one fixed random action as the raw rows use
+    (sampling from the spec each step would cost more than the adapter itself)."""
     state = {"td": env.reset()}
+    action = env.action_spec.rand()
 
     def step():
-        _, state["td"] = env.step_and_maybe_reset(env.rand_action(state["td"]))
+        _, state["td"] = env.step_and_maybe_reset(state["td"].set("action", action))
 
     return step
+
+
+class _ReplayPool:
+    """Stands in for an EnvPool pool with one recorded step and reset and no physics, so what
+    remains is the TorchRL side's own cost per step (contention moves it far less than steps/s)."""
+
+    def __init__(self, pool, actions):
+        obs, reward, terminated, truncated, info = pool.step(actions)
+        self.step_result = (obs, reward, terminated & False, truncated & False, info)
+        self.reset_result = pool.reset()
+
+    def step(self, actions):
+        return self.step_result
+
+    def reset(self, env_ids=None):
+        return self.reset_result
+
+
+def torchrl_cost_us(env, repeats: int = 500) -> float:
+    """Microseconds per ``step_and_maybe_reset`` of ``env`` with its pool replaced by a replay."""
+    adapter = env.base_env if hasattr(env, "base_env") else env
+    pool = adapter.pool
+    actions = adapter.action_spec.zero().numpy()
+    adapter._pool = _ReplayPool(pool, actions)  # the benchmark's own stand-in, restored below
+    try:
+        step = torchrl_stepper(env)
+        step()
+        tic = time.perf_counter()
+        for _ in range(repeats):
+            step()
+        return (time.perf_counter() - tic) / repeats * 1e6
+    finally:
+        adapter._pool = pool
 
 
 def env_rows(task: str, n: int, args) -> dict[str, float]:
@@ -83,7 +121,7 @@ def env_rows(task: str, n: int, args) -> dict[str, float]:
     env = make_env(task, n, seed=0, backend="envpool")
     build = time.perf_counter() - tic
     adapter = env.base_env
-    actions = torch.rand(adapter.action_spec.shape).mul_(2).sub_(1).numpy()
+    actions = adapter.action_spec.rand().numpy()
     variants = {
         "raw EnvPool": lambda: adapter.pool.step(actions),
         "adapter": torchrl_stepper(adapter),
@@ -93,6 +131,8 @@ def env_rows(task: str, n: int, args) -> dict[str, float]:
         variants["Gymnasium"] = torchrl_stepper(make_env(task, n, seed=0, backend="gymnasium"))
     rows = best_of_rounds(variants, n, args.seconds, args.repeats)
     rows["build (s)"] = build
+    rows["adapter us"] = torchrl_cost_us(adapter)
+    rows["make_env us"] = torchrl_cost_us(env)
     env.close()
     return rows
 
@@ -176,7 +216,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 256, 1024, 4096])
-    parser.add_argument("--slow-sizes", type=int, nargs="+", default=[64, 256])
+    parser.add_argument("--dmc-sizes", type=int, nargs="+", default=[64, 256, 1024])
+    parser.add_argument("--playground-sizes", type=int, nargs="+", default=[16, 64])
     parser.add_argument("--gym-max", type=int, default=1024, help="largest Gymnasium batch")
     parser.add_argument("--iterations", type=int, default=3)
     parser.add_argument("--skip-training", action="store_true")
@@ -195,11 +236,12 @@ def main() -> None:
     ]
 
     rows = []
-    for family, task in FAMILIES.items():
-        for n in args.sizes if task.endswith("-v5") else args.slow_sizes:
+    for family, (task, sizes) in FAMILIES.items():
+        for n in getattr(args, sizes):
             r = env_rows(task, n, args)
             raw = r["raw EnvPool"]
             gym = r.get("Gymnasium")
+            step_ms = n / raw * 1e3
             rows.append(
                 [
                     family,
@@ -212,12 +254,23 @@ def main() -> None:
                     f"{r['make_env']:,.0f}",
                     f"{r['make_env'] / raw:.0%}",
                     "–" if gym is None else f"{gym:,.0f}",
+                    f"{step_ms:.1f}",
+                    f"{r['adapter us']:.0f} ({step_ms / (step_ms + r['adapter us'] / 1e3):.0%})",
+                    f"{r['make_env us']:.0f} ({step_ms / (step_ms + r['make_env us'] / 1e3):.0%})",
                 ]
             )
             print(rows[-1], flush=True)
     header = ["family", "task", "envs", "EnvPool build (s)", "raw EnvPool", "adapter"]
-    header += ["adapter / raw", "make_env", "make_env / raw", "Gymnasium"]
-    sections.append("## Env steps/s (random actions, all envs together)\n\n" + table(header, rows))
+    header += ["adapter / raw", "make_env", "make_env / raw", "Gymnasium", "raw ms/step"]
+    header += ["adapter µs/step (bound)", "make_env µs/step (bound)"]
+    sections.append(
+        "## Env steps/s (random actions, all envs together)\n\n"
+        + table(header, rows)
+        + "\n\nThe last two columns are the TorchRL side's own cost per step, measured with the pool"
+        " replaced by a replay of one recorded step (no physics), and in brackets the fraction of raw"
+        " EnvPool it leaves: raw ms/step / (raw ms/step + cost). Unlike the steps/s columns, they"
+        " barely move with the machine's load."
+    )
     gpu = gpu_rows(args)
     sections.append(
         "## GPU backends\n\n"

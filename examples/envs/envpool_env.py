@@ -135,7 +135,8 @@ class EnvPoolEnv(EnvBase):
         return out
 
     def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
-        obs, reward, terminated, truncated, _ = self._pool.step(tensordict.get("action").numpy())
+        action = tensordict.get("action").detach().numpy()
+        obs, reward, terminated, truncated, _ = self._pool.step(action)
         terminated = torch.from_numpy(terminated).unsqueeze(-1)
         truncated = torch.from_numpy(truncated).unsqueeze(-1)
         return TensorDict(

@@ -116,7 +116,8 @@ def make_env(
         backend: one of :data:`BACKENDS`.
         max_episode_steps: the time limit (truncation); ``None`` keeps the task's own.
         num_threads: EnvPool's worker threads (0: EnvPool chooses); ignored by other backends.
-        device: simulation device of the GPU backends (default ``"cuda:0"``).
+        device: simulation device of the GPU backends (default ``"cuda:0"``); their outputs are
+            cast to the CPU, where the example's learners run.
         reward_scale: the reward is multiplied by this (the logged return is unscaled).
         normalize_observations: add a running normaliser of ``observation`` and
             ``privileged_state``.

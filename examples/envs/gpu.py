@@ -5,6 +5,9 @@ message naming the backend, the task and what to install. The keys are renamed t
 mjlab's observation groups ``policy`` / ``critic`` and Playground's ``state`` become
 ``observation`` / ``privileged_state``.
 
+The example's learners run on the CPU, so the env's outputs are cast there (``DeviceCastTransform``);
+a GPU training loop would drop that cast and keep everything on the simulator's device.
+
 Known limits of the wrappers (TorchRL 0.14):
 
 - ``MujocoPlaygroundEnv`` resets the whole vmapped batch when any env finishes (it keeps one JAX
@@ -20,7 +23,7 @@ from __future__ import annotations
 import importlib.util
 
 import torch
-from torchrl.envs import EnvBase, RenameTransform, StepCounter, Transform
+from torchrl.envs import DeviceCastTransform, EnvBase, RenameTransform, StepCounter, Transform
 
 __all__ = ["make_mjlab_env", "make_playground_env", "require"]
 
@@ -62,7 +65,8 @@ def make_mjlab_env(
     from torchrl.envs import MJLabEnv
 
     env = MJLabEnv(task, num_envs=num_envs, device=device or "cuda:0")
-    return env, _renames(env, {"policy": "observation", "critic": "privileged_state"})
+    renames = _renames(env, {"policy": "observation", "critic": "privileged_state"})
+    return env, [*renames, DeviceCastTransform("cpu", env.device)]
 
 
 def make_playground_env(
@@ -77,4 +81,4 @@ def make_playground_env(
     transforms = _renames(env, {"state": "observation"})
     if max_episode_steps is not None:
         transforms.append(StepCounter(max_steps=max_episode_steps))
-    return env, transforms
+    return env, [*transforms, DeviceCastTransform("cpu", env.device)]
