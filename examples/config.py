@@ -11,7 +11,11 @@ Groups and their schemas (``examples/conf/<group>/<option>.yaml``):
 ====================  =======================================  ==================================
 group                 options                                  schema
 ====================  =======================================  ==================================
-``env``               halfcheetah, hopper, walker2d, ant, ...   :class:`EnvConfig`
+``env``               halfcheetah, hopper, walker2d, ant,      :class:`EnvConfig`
+                      humanoid, pendulum, dmc_humanoid_stand,
+                      dmc_humanoid_walk, dmc_humanoid_run,
+                      dmc_cheetah_run, g1_joystick, t1_joystick
+``scale``             default, massive                         (sets top-level fields)
 ``policy``            diffusion, gaussian                      :class:`DiffusionPolicyConfig`, ...
 ``sampler``           ancestral, ddim, euler_maruyama          :class:`AncestralSamplerConfig`, ...
 ``projection``        kl, w2, frobenius                        :class:`ProjectionConfig`
@@ -89,8 +93,13 @@ def checked(
 class EnvConfig:
     name: str = MISSING  # the simulator's task id, e.g. "HalfCheetah-v5"
     short: str = MISSING  # the task's name in output paths, e.g. "halfcheetah"
+    # envpool (C++ threads, Linux x86_64) | gymnasium (portable, exact resume) | mjlab and
+    # playground (GPU simulators through TorchRL's wrappers; need CUDA); examples/envs/factory.py
+    backend: str = checked("gymnasium", choices=("envpool", "gymnasium", "mjlab", "playground"))
     reward_scale: float = checked(0.1, gt=0)  # rewards x this for learning; logged returns are raw
-    max_episode_steps: int = checked(1000, ge=1)  # evaluation episode length (the time limit)
+    max_episode_steps: int = checked(1000, ge=1)  # the time limit, training and evaluation episodes
+    num_threads: int = checked(0, ge=0)  # EnvPool worker threads (0: EnvPool's choice)
+    device: str | None = None  # GPU backends: the simulator's device (None: cuda)
 
 
 @dataclass

@@ -53,7 +53,7 @@ from examples import distributed
 from examples.build import build_critic, build_loss, build_policy, build_value_estimator
 from examples.checkpoint import rng_state, save_checkpoint, set_rng_state
 from examples.config import CONFIG_DIR, ConfigError, validate
-from examples.envs import env_state, load_env_state, make_env, normalizer
+from examples.envs import env_options, env_state, load_env_state, make_env, normalizer
 from examples.interrupt import StopRequest, TrainingInterrupted
 from examples.plotting import plot_learning_curve
 from examples.run_dir import (
@@ -98,6 +98,7 @@ def evaluate(cfg: DictConfig, train_env, policy, seed: int) -> dict[str, float]:
             cfg.eval_episodes,
             seed=seed,
             obs_norm=None if obs_norm is None else obs_norm.frozen_copy(),
+            **env_options(cfg.env),
         )
         with set_interaction_type(interaction):
             rollout = env.rollout(cfg.env.max_episode_steps, policy, break_when_any_done=False)
@@ -197,7 +198,13 @@ def train(
 
     # Sub-env i of rank r gets seed + r * num_envs + i: the ranks' envs are those of one big env.
     env_seed = cfg.seed + rank.rank * cfg.num_envs
-    env = make_env(cfg.env.name, cfg.num_envs, seed=env_seed, reward_scale=cfg.env.reward_scale)
+    env = make_env(
+        cfg.env.name,
+        cfg.num_envs,
+        seed=env_seed,
+        reward_scale=cfg.env.reward_scale,
+        **env_options(cfg.env),
+    )
     policy = build_policy(cfg, env)
     critic = build_critic(cfg, env)
     loss = build_loss(cfg, policy, critic)
@@ -217,8 +224,7 @@ def train(
         schedule.load_state_dict(ckpt["schedule"])
         env.transform.load_state_dict(ckpt["env_transform"])
         own = ckpt if rank.is_main else ckpt["other_ranks"][rank.rank - 1]
-        load_env_state(env, own["env_state"])
-        td = own["carry"]
+        td = load_env_state(env, own["env_state"], own["carry"])
         set_rng_state(own["rng"])
         start, history, logger_state = ckpt["iteration"], ckpt["history"], ckpt["logger"]
         if rank.is_main:
