@@ -3,8 +3,9 @@
     python -m benchmarks.distributed [--ranks 1 2] [--env halfcheetah] [--iterations 3]
 
 Each rank is a process (``torch.multiprocessing``, gloo: the example's envs and networks live on
-the CPU, so NCCL figures wait for an example that trains on GPUs) with one torch thread and its own ``num_envs`` envs, running the training example's own collect, VecNorm
-averaging and update (``examples/train.py``, ``examples/distributed.py``) for ``--iterations``
+the CPU, so NCCL figures wait for an example that trains on GPUs) with one torch thread and its own
+``num_envs`` envs, running the training example's own collect, VecNorm averaging and update
+(``examples/train.py``, ``examples/update.py``, ``examples/distributed.py``) for ``--iterations``
 timed iterations after one warm-up. Frames/s counts the env steps of all ranks; the update time
 (``epochs`` x ``minibatches`` optimizer steps, each with one gradient all-reduce) is rank 0's. With
 N ranks on N free cores, frames/s should grow ~N-fold at a flat update time; on fewer free cores
@@ -28,7 +29,8 @@ from examples import distributed
 from examples.build import build_critic, build_loss, build_policy
 from examples.config import compose_config
 from examples.envs import make_env, normalizer
-from examples.train import collect, update
+from examples.train import collect
+from examples.update import update
 
 
 def _rank(rank: int, world_size: int, store: str, args: argparse.Namespace, out: str) -> None:

@@ -54,6 +54,7 @@ from examples.build import build_critic, build_loss, build_policy, build_value_e
 from examples.checkpoint import rng_state, save_checkpoint, set_rng_state
 from examples.config import CONFIG_DIR, ConfigError, validate
 from examples.envs import env_options, env_state, load_env_state, make_env, normalizer
+from examples.evaluate import evaluate
 from examples.interrupt import StopRequest, TrainingInterrupted
 from examples.plotting import plot_learning_curve
 from examples.run_dir import (
@@ -66,6 +67,7 @@ from examples.run_dir import (
     resume_command,
     trim_csv_logs,
 )
+from examples.update import update
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -73,7 +75,19 @@ class NonFiniteLossError(FloatingPointError):
 
 
 def collect(env, policy, td: TensorDictBase, steps: int) -> tuple[TensorDictBase, TensorDictBase]:
-    """Roll the policy for ``steps`` steps; returns the batch ``[N, T]`` and the carry-over td."""
+    """Roll the policy for ``steps`` steps; returns the batch ``[N, T]`` and the carry-over td.
+
+    A hand-written loop rather than TorchRL's ``Collector`` (which collects as fast: 104-105% of
+    this loop's frames/s, ``benchmarks/results/envs.md``) because resume is exact on the gymnasium
+    backend only if the checkpoint holds ``td``, the tensordict the next step starts from (the
+    observation normalised with the statistics of that moment, ``step_count``, the running
+    ``episode_reward``), and torchrl 0.14's ``Collector`` can neither hand it out nor take it back
+    through public API: it keeps it in the private ``_carrier``; ``Collector.__init__`` fills it
+    with ``env.reset()`` unconditionally; ``reset()`` refills it with ``env.reset(...)``, which
+    restarts the simulator; and ``state_dict()`` / ``load_state_dict()`` keep only the env
+    transforms, the policy weights, the frame counters and the trajectory-id pool, never the
+    carrier's content. A resumed run would start every env on a new episode, as EnvPool's do.
+    """
     transitions = []
     with torch.no_grad(), set_interaction_type(InteractionType.RANDOM):
         for _ in range(steps):
@@ -81,70 +95,6 @@ def collect(env, policy, td: TensorDictBase, steps: int) -> tuple[TensorDictBase
             transition, td = env.step_and_maybe_reset(td)
             transitions.append(transition)
     return torch.stack(transitions, dim=-1), td
-
-
-@torch.no_grad()
-def evaluate(cfg: DictConfig, train_env, policy, seed: int) -> dict[str, float]:
-    """Mean return of one episode per eval env, with the deterministic sampler (probability-flow
-    ODE for diffusion policies, the mean for Gaussian ones) and with the stochastic one."""
-    obs_norm = normalizer(train_env)
-    results = {}
-    for name, interaction in (
-        ("deterministic", InteractionType.DETERMINISTIC),
-        ("stochastic", InteractionType.RANDOM),
-    ):
-        env = make_env(
-            cfg.env.name,
-            cfg.eval_episodes,
-            seed=seed,
-            obs_norm=None if obs_norm is None else obs_norm.frozen_copy(),
-            **env_options(cfg.env),
-        )
-        with set_interaction_type(interaction):
-            rollout = env.rollout(cfg.env.max_episode_steps, policy, break_when_any_done=False)
-        done = rollout["next", "done"].squeeze(-1)
-        # The first episode of each env (its last step if it never ended within the horizon).
-        last = torch.full_like(done[..., :1], done.shape[-1] - 1, dtype=torch.long)
-        first_done = torch.where(
-            done.any(-1, keepdim=True), done.float().argmax(dim=-1, keepdim=True), last
-        )
-        returns = rollout["next", "episode_reward"].squeeze(-1).gather(-1, first_done)
-        results[f"eval_return_{name}"] = returns.mean().item()
-        env.close()
-    return results
-
-
-def update(cfg: DictConfig, loss, optimizer, batch: TensorDictBase) -> dict[str, torch.Tensor]:
-    """``cfg.epochs`` passes of ``cfg.minibatches`` equal minibatches over ``batch`` (``[N, T]``,
-    with advantages; a remainder of fewer than ``cfg.minibatches`` samples sits each pass out);
-    returns each scalar loss output's mean over the updates, on the device: the update never
-    waits for the host."""
-    flat = batch.reshape(-1)
-    size = flat.numel() // cfg.minibatches
-    sums: dict[str, torch.Tensor] = {}
-    updates = 0
-    for _ in range(cfg.epochs):
-        order = torch.randperm(flat.numel(), device=flat.device)
-        for index in order[: cfg.minibatches * size].split(size):
-            try:
-                out = loss(flat[index])
-            except Exception:
-                # Parameters made non-finite by an earlier step can fail a distribution's checks
-                # (errors of any type): stop with the means so far, which the caller reports.
-                if any(not v.isfinite() for k, v in sums.items() if k.startswith("loss_")):
-                    return {key: value / updates for key, value in sums.items()}
-                raise
-            total = sum(v for k, v in out.items() if k.startswith("loss_"))
-            optimizer.zero_grad()
-            total.backward()
-            distributed.average_gradients(loss.parameters())
-            torch.nn.utils.clip_grad_norm_(loss.parameters(), cfg.max_grad_norm)
-            optimizer.step()
-            updates += 1
-            for key, value in out.items():
-                if value.numel() == 1:
-                    sums[key] = sums.get(key, 0.0) + value.detach().float().reshape(())
-    return {key: value / updates for key, value in sums.items()}
 
 
 def train(
