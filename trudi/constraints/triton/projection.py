@@ -13,7 +13,7 @@ import torch
 import triton
 from torch import Tensor
 
-from trudi.constraints.kl_cov_projection import _T_HIGH, _T_LOW
+from trudi.constraints.kl_cov_projection import _Z_MAX
 from trudi.constraints.projection import Projection, _row_dims
 from trudi.constraints.triton.common import (
     check_launchable,
@@ -67,8 +67,8 @@ class _FusedProjection(torch.autograd.Function):
             COV=COV_CODES[divergence],
             HAS_COV=has_cov,
             COMPUTE=triton_dtype(compute),
-            T_LOW=_T_LOW,
-            T_HIGH=_T_HIGH,
+            TINY=torch.finfo(compute).tiny,
+            Z_MAX=_Z_MAX,
             BLOCK_R=block_r,
             BLOCK_N=block_n,
             num_warps=num_warps,
