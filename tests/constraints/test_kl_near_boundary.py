@@ -37,7 +37,9 @@ def rows(seed, mode, k, a, ratio_range, delta):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("mode", MODES)
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=30, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(
     seed=st.integers(0, 2**31 - 1),
     k=st.integers(1, 16),
@@ -47,7 +49,9 @@ def rows(seed, mode, k, a, ratio_range, delta):
 )
 def test_converges_on_rows_just_outside_the_bound(backend, mode, seed, k, a, ends, log10_delta):
     scale, old_scale, bound = rows(seed, mode, k, a, sorted(ends), 10.0**log10_delta)
-    assume(bound > 1e-30)
+    # Below this every scale sits within ~1e-5 of its behaviour one, where a float64 scale
+    # resolves the covariance part only to ~1e-6 relative (the ratios are not representable).
+    assume(bound > 1e-10)
     dims = row_dims(mode)
     layer = TrajectoryKLProjection(MEAN_BOUND, bound, mode=mode, backend=backend)
     projection = layer.project(*(x.to(DEVICE) for x in (old_scale, scale, old_scale, old_scale)))

@@ -62,9 +62,9 @@ def _penalty(u: Tensor, y: Tensor) -> Tensor:
     series = u_small.square() * (
         0.5 - u_small * (1.0 / 3.0 - u_small * (0.25 - u_small * (0.2 - u_small / 6.0)))
     )
-    positive = u > 0
-    log_term = torch.log1p(torch.where(positive, u, y))
-    return torch.where(small, series, u + torch.where(positive, -log_term, log_term))
+    # log(1/(1 + u)) = log1p(y) = -log1p(u): take the log1p of whichever of u, y is positive.
+    log_q = torch.copysign(torch.log1p(torch.maximum(u, y)), y)
+    return torch.where(small, series, u + log_q)
 
 
 def _precision_gap(scale: Tensor, old_scale: Tensor) -> Tensor:
@@ -93,14 +93,14 @@ def _solve_multiplier(
     # Feasible upper end from c(w) <= w² B.
     upper = torch.where(gap > 0, 0.25 * gap.square(), 0.5 * penalty0)
     w_up = (bound / upper.sum(dims, keepdim=True)).sqrt().clamp(max=1.0)
-    z_up = torch.log1p((1.0 - w_up) / (w_up * kappa)).clamp(max=_Z_MAX)
+    z_up = torch.log1p(((1.0 - w_up) / (w_up * kappa)).clamp(max=math.exp(_Z_MAX)))
     low, high = z, torch.maximum(z_up, z)
     unvisited = torch.ones_like(z, dtype=torch.bool)
     for _ in range(iterations):
         eta = kappa * torch.expm1(z)
         w = (1.0 + eta).reciprocal()
         y = w * gap  # Λ̃/Λ_o - 1
-        u = -y / (w * ratio + eta * w)  # Λ_o/Λ̃ - 1
+        u = y / (-w * ratio - eta * w)  # Λ_o/Λ̃ - 1
         c = 0.5 * _penalty(u, y).sum(dims, keepdim=True)
         excess = torch.log(c) - log_bound
         # dF/dz = -½ w (η + κ) Σ u² / c, with Σ u² / c = ((Σ (u/m)² · m) / c) · m.
@@ -162,7 +162,7 @@ class _KLCovProjection(torch.autograd.Function):
 
 
 def kl_cov_projection(
-    scale: Tensor, old_scale: Tensor, bound: float, dims: tuple[int, ...], iterations: int = 12
+    scale: Tensor, old_scale: Tensor, bound: float, dims: tuple[int, ...], iterations: int = 8
 ) -> tuple[Tensor, Tensor]:
     """Project ``scale`` onto ``{σ̃ : c(σ̃ ‖ σ_o) ≤ bound}`` per row.
 

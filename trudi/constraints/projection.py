@@ -86,7 +86,7 @@ def project_transitions(
     cov_bound: float | None = None,
     divergence: str = "kl",
     mode: str = "trajectory",
-    solver_iterations: int = 12,
+    solver_iterations: int = 8,
 ) -> Projection:
     """Functional form of :class:`TrajectoryKLProjection` (torch reference, no input checks).
 
@@ -165,7 +165,7 @@ class TrajectoryKLProjection(nn.Module):
         divergence: str = "kl",
         mode: str = "trajectory",
         backend: str = "auto",
-        solver_iterations: int = 12,
+        solver_iterations: int = 8,
         validate_args: bool = True,
     ) -> None:
         super().__init__()

@@ -68,7 +68,7 @@ class _FusedProjection(torch.autograd.Function):
             HAS_COV=has_cov,
             COMPUTE=triton_dtype(compute),
             TINY=torch.finfo(compute).tiny,
-            Z_MAX=_Z_MAX,
+            EXP_Z_MAX=math.exp(_Z_MAX),
             BLOCK_R=block_r,
             BLOCK_N=block_n,
             num_warps=num_warps,
@@ -136,7 +136,7 @@ def project_transitions(
     cov_bound: float | None = None,
     divergence: str = "kl",
     mode: str = "trajectory",
-    solver_iterations: int = 12,
+    solver_iterations: int = 8,
 ) -> Projection:
     """Triton form of :func:`trudi.constraints.project_transitions`, same arguments and result.
 

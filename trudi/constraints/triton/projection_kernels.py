@@ -53,9 +53,9 @@ def _kl_penalty(u, y):
     # Non-dyadic constants as divisions keep float64 tiles exact (a float literal is float32).
     one = us * 0.0 + 1.0
     series = us * us * (0.5 - us * (one / 3.0 - us * (0.25 - us * (one / 5.0 - us / 6.0))))
-    positive = u > 0
-    log_term = _log1p(tl.where(small, 0.0, tl.where(positive, u, y)))
-    return tl.where(small, series, u + tl.where(positive, -log_term, log_term))
+    # log(1/(1 + u)) = log1p(y) = -log1p(u): take the log1p of whichever of u, y is positive.
+    log_term = _log1p(tl.where(small, 0.0, tl.maximum(u, y)))
+    return tl.where(small, series, u + tl.where(y > 0, log_term, -log_term))
 
 
 @triton.jit
@@ -83,7 +83,7 @@ def projection_fwd_kernel(
     HAS_COV: tl.constexpr,
     COMPUTE: tl.constexpr,
     TINY: tl.constexpr,
-    Z_MAX: tl.constexpr,
+    EXP_Z_MAX: tl.constexpr,
     BLOCK_R: tl.constexpr,
     BLOCK_N: tl.constexpr,
 ):
@@ -128,7 +128,7 @@ def projection_fwd_kernel(
             z = _log1p(tl.maximum(tl.log(cov_term) - log_bound, 0.0))
             upper = tl.where(gap > 0, 0.25 * gap * gap, 0.5 * penalty0)
             w_up = tl.minimum(tl.sqrt(cov_bound / tl.sum(tl.where(mask, upper, 0.0), axis=1)), 1.0)
-            z_up = tl.minimum(_log1p((1.0 - w_up) / (w_up * kappa)), Z_MAX)
+            z_up = _log1p(tl.minimum((1.0 - w_up) / (w_up * kappa), EXP_Z_MAX))
             low = z
             high = tl.maximum(z_up, z)
             unvisited = z == z
