@@ -2,9 +2,8 @@
 
 Tolerances: float32 forward and backward agree with the reference to 1e-5 relative, with an
 absolute floor of 1e-5 of a tensor's largest entry (entries that are differences of larger terms);
-the KL covariance root find on badly conditioned rows (scales three decades apart) stops, as the
-reference's, on the feasible end of its bracket, so there both are compared with the float64
-solution instead. bfloat16 agrees to 1e-2 relative (two bf16 ulp: both sides round the same float32
+on badly conditioned rows (scales three decades apart) float32 rounding limits the KL covariance
+root find of both, so there both are compared with the float64 solution instead. bfloat16 agrees to 1e-2 relative (two bf16 ulp: both sides round the same float32
 result). float64 goes through ``gradcheck``.
 """
 

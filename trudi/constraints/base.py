@@ -14,8 +14,7 @@ __all__ = [
     "BACKENDS",
     "DIVERGENCES",
     "MODES",
-    "T_HIGH",
-    "T_LOW",
+    "Z_MAX",
     "Backend",
     "Divergence",
     "Mode",
@@ -34,10 +33,10 @@ DIVERGENCES: tuple[str, ...] = get_args(Divergence)
 MODES: tuple[str, ...] = get_args(Mode)
 BACKENDS: tuple[str, ...] = get_args(Backend)
 
-# Bracket of t = log η of the KL covariance root find (the torch solver and the kernel share it).
-# At t = -30, w = 1 to float32 precision (no projection); at t = 60 the precisions match the
-# behaviour ones to ~1e-26 relative, enough for precision ratios up to ~1e20.
-T_LOW, T_HIGH = -30.0, 60.0
+# Upper end of z = log(1 + η/κ) in the KL covariance root find (the torch solver and the kernel
+# share it): η = κ (e^z - 1) stays finite in float32 for every κ the penalty can produce (κ < 100),
+# and the root of any row with c₀/ε < 1e30 lies far below it.
+Z_MAX = 80.0
 
 
 class Projection(NamedTuple):

@@ -27,6 +27,7 @@ from trudi.constraints.base import DIVERGENCES, Divergence
 
 __all__ = [
     "DIVERGENCES",
+    "SERIES_THRESHOLD",
     "Divergence",
     "cov_terms",
     "interpolate_scale",
@@ -37,7 +38,7 @@ __all__ = [
 
 # Below this |u| the series of u - log1p(u) is used: its truncation error is < 1e-10 relative there,
 # while the direct form loses ~|log2(u)| bits to cancellation.
-_SERIES_THRESHOLD = 1e-2
+SERIES_THRESHOLD = 1e-2
 
 
 def log_ratio_penalty(u: Tensor) -> Tensor:
@@ -47,7 +48,7 @@ def log_ratio_penalty(u: Tensor) -> Tensor:
     Computing it directly cancels catastrophically near ``r = 1`` (in float32 a KL of 1e-4 per
     dimension would keep only ~3 correct digits), so small ``|u|`` uses the Taylor series.
     """
-    small = u.abs() < _SERIES_THRESHOLD
+    small = u.abs() < SERIES_THRESHOLD
     u_small = torch.where(small, u, torch.zeros_like(u))
     series = u_small.square() * (
         0.5 - u_small * (1.0 / 3.0 - u_small * (0.25 - u_small * (0.2 - u_small / 6.0)))

@@ -81,7 +81,7 @@ def project_transitions(
     cov_bound: float | None = None,
     divergence: Divergence = "kl",
     mode: Mode = "trajectory",
-    solver_iterations: int = 12,
+    solver_iterations: int = 8,
 ) -> Projection:
     """Functional form of :class:`TrajectoryKLProjection` (torch reference, no input checks).
 
@@ -175,7 +175,7 @@ class TrajectoryKLProjection(nn.Module):
         divergence: Divergence = "kl",
         mode: Mode = "trajectory",
         backend: Backend = "auto",
-        solver_iterations: int = 12,
+        solver_iterations: int = 8,
         validate_args: bool = True,
     ) -> None:
         super().__init__()

@@ -9,6 +9,11 @@ Chain step ``j`` (0 … K−1) maps ``chain[..., j, :]`` to ``chain[..., j + 1, 
 "Keys and shapes"). The
 denoiser is queried at the *training* timestep :attr:`Sampler.timesteps` ``[j]``, which differs
 from ``K − j`` when a sampler skips steps (DDIM with fewer steps than training).
+
+Timestep convention: trudi indexes ᾱ from ᾱ_0 = 1 (no noise) and queries the denoiser at
+k = K … 1 (step j at k = K − j); DPPO (and diffusers' DDPM) index from the first noisy level and
+query at t = K − 1 … 0. The same noise level is k = t + 1, so a denoiser trained under one
+convention needs its timestep input offset by one under the other.
 """
 
 from __future__ import annotations
@@ -207,6 +212,11 @@ class ScheduledSampler(Sampler):
     ``[-clip_sample, clip_sample]``, then returns ``loc = a_j x0 + b_j x_t`` and ``scale = σ_j``
     floored at the minimum std. Subclasses give the path of timesteps and the coefficients.
 
+    The coefficient tables are float64 buffers, cast at use to the dtype of ``sample``: a float64
+    chain is float64-exact (its transitions equal the closed-form posterior to rounding), a float32
+    one is float32-exact. ``module.float()`` / ``.half()`` cast the buffers like any module's and
+    give that up for float64 inputs.
+
     Args:
         schedule: the noise schedule the denoiser is trained with.
         path: training timesteps visited, descending from T to 0, ``[K + 1]`` (long).
@@ -249,13 +259,15 @@ class ScheduledSampler(Sampler):
         alphas_cumprod = schedule.alphas_cumprod()
         ab_t, ab_s = alphas_cumprod[path[:-1]], alphas_cumprod[path[1:]]
         coef_x0, coef_sample, std = self._coefficients(ab_t, ab_s)
+        # float64 tables, cast at use: at ᾱ ≈ 1e-3 an ε-to-x0 conversion amplifies their rounding
+        # ~30x, so float32 tables would cost a float64 chain ~3e-5.
         tables = {
             "timesteps": path[:-1].long(),
-            "sqrt_ab": ab_t.sqrt().float(),
-            "sqrt_one_minus_ab": (1.0 - ab_t).sqrt().float(),
-            "coef_x0": coef_x0.float(),
-            "coef_sample": coef_sample.float(),
-            "std": std.float(),
+            "sqrt_ab": ab_t.sqrt(),
+            "sqrt_one_minus_ab": (1.0 - ab_t).sqrt(),
+            "coef_x0": coef_x0,
+            "coef_sample": coef_sample,
+            "std": std,
         }
         for name, table in tables.items():
             self.register_buffer(name, table, persistent=False)

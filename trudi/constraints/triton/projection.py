@@ -13,7 +13,7 @@ import torch
 import triton
 from torch import Tensor
 
-from trudi.constraints.base import T_HIGH, T_LOW, Divergence, Mode, Projection, row_dims
+from trudi.constraints.base import Z_MAX, Divergence, Mode, Projection, row_dims
 from trudi.constraints.triton.common import (
     check_launchable,
     compute_dtype,
@@ -66,8 +66,8 @@ class _FusedProjection(torch.autograd.Function):
             COV=COV_CODES[divergence],
             HAS_COV=has_cov,
             COMPUTE=triton_dtype(compute),
-            T_LOW=T_LOW,
-            T_HIGH=T_HIGH,
+            TINY=torch.finfo(compute).tiny,
+            EXP_Z_MAX=math.exp(Z_MAX),
             BLOCK_R=block_r,
             BLOCK_N=block_n,
             num_warps=num_warps,
@@ -135,7 +135,7 @@ def project_transitions(
     cov_bound: float | None = None,
     divergence: Divergence = "kl",
     mode: Mode = "trajectory",
-    solver_iterations: int = 12,
+    solver_iterations: int = 8,
 ) -> Projection:
     """Triton form of :func:`trudi.constraints.project_transitions`, same arguments and result.
 

@@ -2,16 +2,17 @@
 
 A row is one chain (``K·A`` values, ``mode="trajectory"``) or one transition (``A`` values,
 ``mode="per_step"``). The forward kernel loads the four inputs of a tile of rows once, forms the row
-terms, the multipliers (for ``"kl"`` the same safeguarded Newton root find on ``log c(t)`` as
-:mod:`trudi.constraints.kl_cov_projection`, in registers, same bracket, start and iteration count)
-and writes the projected ``loc``/``scale``, the multipliers and four float32 statistics per row. The
+terms, the multipliers (for ``"kl"`` the same safeguarded Newton root find in ``z = log(1 + η/κ)``
+as :mod:`trudi.constraints.kl_cov_projection`, in registers: same variable, start, bracket and
+iteration count) and writes the projected ``loc``/``scale``, the multipliers and four float32 statistics per row. The
 backward kernel recomputes what it needs from the saved inputs and statistics and writes all four
 input gradients in a second pass: the closed-form projections differentiate through their shrink
 factor ``s = sqrt(ε/term)``, the KL covariance projection uses the reference's implicit-function
 backward with per-row normalisation.
 
 Row statistics (``[R, 4]``): mean term ``m``, mean factor ``s_μ``, covariance term (``c`` at η = 0),
-and the covariance factor (``w = 1/(1 + η)`` for ``"kl"``, ``s_Σ`` otherwise).
+and the covariance factor (the multiplier η for ``"kl"``, from which ``w = 1/(1 + η)`` and
+``1 - w`` follow without cancellation; ``s_Σ`` otherwise).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from trudi.constraints.triton.common import _log1p, log_ratio_penalty, row_tile
+from trudi.constraints.triton.common import _log1p, row_tile
 
 __all__ = ["COV_CODES", "projection_bwd_kernel", "projection_fwd_kernel"]
 
@@ -37,14 +38,24 @@ def _shrink(term, bound):
 
 
 @triton.jit
-def _kl_cov_and_slope(t, old_precision, gap, mask):
-    """Covariance KL ``c`` at ``t = log η`` and ``d log c / dt`` per row."""
-    w = 1.0 / (1.0 + tl.exp(t))
-    precision = old_precision + w[:, None] * gap
-    u = -w[:, None] * gap / precision
-    kl = 0.5 * tl.sum(tl.where(mask, log_ratio_penalty(u), 0.0), axis=1)
-    slope = -0.5 * (1.0 / (1.0 + tl.exp(-t))) * tl.sum(tl.where(mask, u * u, 0.0), axis=1)
-    return kl, slope / kl
+def _expm1(x):
+    # Kahan's expm1 from exp, as common._log1p: exact to a few ulps, also for tiny x.
+    u = tl.exp(x)
+    um1 = u - 1.0
+    return tl.where(um1 == 0.0, x, um1 * (x / tl.log(tl.where(um1 == 0.0, 2.0, u))))
+
+
+@triton.jit
+def _kl_penalty(u, y):
+    """``u - log(1 + u)`` given ``y = -u/(1 + u)``, as ``kl_cov_projection._penalty``."""
+    small = tl.abs(u) < 1e-2
+    us = tl.where(small, u, 0.0)
+    # Non-dyadic constants as divisions keep float64 tiles exact (a float literal is float32).
+    one = us * 0.0 + 1.0
+    series = us * us * (0.5 - us * (one / 3.0 - us * (0.25 - us * (one / 5.0 - us / 6.0))))
+    # log(1/(1 + u)) = log1p(y) = -log1p(u): take the log1p of whichever of u, y is positive.
+    log_term = _log1p(tl.where(small, 0.0, tl.maximum(u, y)))
+    return tl.where(small, series, u + tl.where(y > 0, log_term, -log_term))
 
 
 @triton.jit
@@ -71,8 +82,8 @@ def projection_fwd_kernel(
     COV: tl.constexpr,
     HAS_COV: tl.constexpr,
     COMPUTE: tl.constexpr,
-    T_LOW: tl.constexpr,
-    T_HIGH: tl.constexpr,
+    TINY: tl.constexpr,
+    EXP_Z_MAX: tl.constexpr,
     BLOCK_R: tl.constexpr,
     BLOCK_N: tl.constexpr,
 ):
@@ -101,40 +112,50 @@ def projection_fwd_kernel(
         scale = tl.load(scale_ptr + offs, mask=mask, other=1.0).to(COMPUTE)
         cov_bound = tl.cast(cov_bound_hi, COMPUTE) + tl.cast(cov_bound_lo, COMPUTE)
         if COV == 0:
+            ratio = (old_scale / scale) * (old_scale / scale)
+            gap = (old_scale - scale) * (old_scale + scale) / (scale * scale)
             u0 = (scale - old_scale) * (scale + old_scale) / (old_scale * old_scale)
-            cov_term = 0.5 * tl.sum(tl.where(mask, log_ratio_penalty(u0), 0.0), axis=1)
+            penalty0 = tl.where(mask, _kl_penalty(u0, gap), 0.0)
+            cov_term = 0.5 * tl.sum(penalty0, axis=1)
             active = cov_term > cov_bound
-            old_precision = 1.0 / (old_scale * old_scale)
-            gap = (
-                (old_scale - scale)
-                * (old_scale + scale)
-                / ((scale * old_scale) * (scale * old_scale))
-            )
-            # Start from the large-η asymptote c ≈ ¼ w² Σ (gap/Λ_o)², as the reference.
-            rel_gap = (old_scale - scale) * (old_scale + scale) / (scale * scale)
-            rel_norm = tl.sum(tl.where(mask, rel_gap * rel_gap, 0.0), axis=1)
-            w0 = 2.0 * tl.sqrt(cov_bound) / tl.sqrt(rel_norm)
-            w0 = tl.minimum(tl.maximum(w0, 1e-30), 1.0 - 1e-7)
-            t = _log1p(-w0) - tl.log(w0)
-            t = tl.minimum(tl.maximum(t, T_LOW), T_HIGH)
-            low = tl.full([BLOCK_R], T_LOW, COMPUTE)
-            high = tl.full([BLOCK_R], T_HIGH, COMPUTE)
             log_bound = tl.cast(log_cov_bound_hi, COMPUTE) + tl.cast(log_cov_bound_lo, COMPUTE)
+            # |u| <= max(1, |u0|) on the whole path: sums of (u/m)² cannot overflow.
+            m = tl.maximum(tl.max(tl.where(mask, tl.abs(u0), 0.0), axis=1), 1.0)
+            inv_m = 1.0 / m
+            um0 = u0 * inv_m[:, None]
+            s0 = tl.sum(tl.where(mask, um0 * um0, 0.0), axis=1)
+            kappa = 2.0 * (cov_term * inv_m) / tl.maximum(m * s0, TINY)
+            z = _log1p(tl.maximum(tl.log(cov_term) - log_bound, 0.0))
+            upper = tl.where(gap > 0, 0.25 * gap * gap, 0.5 * penalty0)
+            w_up = tl.minimum(tl.sqrt(cov_bound / tl.sum(tl.where(mask, upper, 0.0), axis=1)), 1.0)
+            z_up = _log1p(tl.minimum((1.0 - w_up) / (w_up * kappa), EXP_Z_MAX))
+            low = z
+            high = tl.maximum(z_up, z)
+            unvisited = z == z
             for _ in range(iterations):
-                kl, dlog = _kl_cov_and_slope(t, old_precision, gap, mask)
-                excess = tl.log(kl) - log_bound
+                eta = kappa * _expm1(z)
+                w = 1.0 / (1.0 + eta)
+                y = w[:, None] * gap
+                u = -y / (w[:, None] * ratio + (eta * w)[:, None])
+                c = 0.5 * tl.sum(tl.where(mask, _kl_penalty(u, y), 0.0), axis=1)
+                excess = tl.log(c) - log_bound
+                um = u * inv_m[:, None]
+                s = tl.sum(tl.where(mask, um * um, 0.0), axis=1)
+                slope = -0.5 * w * (eta + kappa) * ((s * m) / c) * m
                 infeasible = excess > 0
-                low = tl.where(infeasible, t, low)
-                high = tl.where(infeasible, high, t)
-                newton = t - excess / dlog
-                # Comparisons are false for NaN, and low/high are finite: this is the
-                # reference's isfinite(newton) & (low <= newton <= high).
+                unvisited = unvisited & infeasible
+                low = tl.where(infeasible, z, low)
+                high = tl.where(infeasible, high, z)
+                newton = z - excess / slope
+                # Comparisons are false for NaN, and the ends are finite.
                 inside = (newton >= low) & (newton <= high)
-                t = tl.where(inside, newton, 0.5 * (low + high))
-            cov_aux = tl.where(active, 1.0 / (1.0 + tl.exp(high)), 1.0)
-            precision = old_precision + cov_aux[:, None] * gap
-            scale_out = 1.0 / tl.sqrt(precision)
-            cov_mult = tl.where(active, tl.exp(high), 0.0)
+                fallback = tl.where(unvisited & (newton > high), high, 0.5 * (low + high))
+                z = tl.where(inside, newton, fallback)
+            cov_mult = tl.where(active, kappa * _expm1(z), 0.0)
+            w = 1.0 / (1.0 + cov_mult)
+            q = w[:, None] * ratio + (cov_mult * w)[:, None]
+            scale_out = tl.where(active[:, None], old_scale / tl.sqrt(q), scale)
+            cov_aux = cov_mult
         elif COV == 1:
             q = (old_scale - scale) / old_scale
             cov_term = tl.sum(tl.where(mask, q * q, 0.0), axis=1)
@@ -217,26 +238,28 @@ def projection_bwd_kernel(
         cov_active = cov_term > cov_bound
         if COV == 0:
             # Implicit-function backward of kl_cov_projection, with its per-row normalisation.
-            w = cov_aux[:, None]
+            w = (1.0 / (1.0 + cov_aux))[:, None]
+            v = cov_aux[:, None] * w
             old_precision = 1.0 / (old_scale * old_scale)
             gap = (
                 (old_scale - scale)
                 * (old_scale + scale)
                 / ((scale * old_scale) * (scale * old_scale))
             )
-            precision = old_precision + w * gap
-            scale_out = 1.0 / tl.sqrt(precision)
+            q = w * (old_scale / scale) * (old_scale / scale) + v
+            precision = old_precision * q
+            scale_out = old_scale / tl.sqrt(q)
             g_precision = -0.5 * g_out * (scale_out * scale_out * scale_out)
             z = gap / precision
             z_max = tl.max(tl.where(mask, tl.abs(z), 0.0), axis=1)
-            v = z / tl.maximum(z_max, TINY)[:, None]
-            coupling = tl.sum(tl.where(mask, g_precision * v * precision, 0.0), axis=1)
-            norm = tl.sum(tl.where(mask, v * v, 0.0), axis=1)
+            v_dir = z / tl.maximum(z_max, TINY)[:, None]
+            coupling = tl.sum(tl.where(mask, g_precision * v_dir * precision, 0.0), axis=1)
+            norm = tl.sum(tl.where(mask, v_dir * v_dir, 0.0), axis=1)
             norm = tl.where(cov_active, norm, 1.0)
-            along = coupling[:, None] * v / norm[:, None]
+            along = coupling[:, None] * v_dir / norm[:, None]
             tangential = g_precision - along / precision
             g_net_precision = w * tangential
-            g_old_precision = (1.0 - w) * tangential + along / old_precision
+            g_old_precision = v * tangential + along / old_precision
             active = cov_active[:, None]
             g_scale = tl.where(active, -2.0 * g_net_precision / (scale * scale * scale), g_out)
             g_old_scale += tl.where(
