@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 
 import torch
+from tensordict import TensorDictBase
+from tensordict.utils import NestedKey
 from torch import Tensor
 
 __all__ = [
@@ -20,6 +22,7 @@ __all__ = [
     "check_scales_positive",
     "check_std_range",
     "check_transitions",
+    "read_key",
 ]
 
 
@@ -86,3 +89,31 @@ def check_scales_positive(**scales: Tensor) -> None:
                 f"{name} must be finite and > 0 everywhere, got {int(bad.sum())} bad entries "
                 f"(min {scale.detach().min().item():.3g}); pass validate_args=False to skip this check"
             )
+
+
+def read_key(
+    tensordict: TensorDictBase,
+    key: NestedKey,
+    name: str,
+    *,
+    reader: str,
+    source: str = "",
+    stored: bool = False,
+) -> Tensor:
+    """``tensordict[key]``, or a ``KeyError`` naming the key, its field ``name`` and the rename.
+
+    Args:
+        reader: who reads it, as the user holds it (``"policy"``, ``"loss"``, ``"estimator"``).
+        source: where the entry normally comes from, e.g. ``"the policy writes it at collection"``.
+        stored: the entry was recorded at collection and must not require grad.
+    """
+    value = tensordict.get(key, None)
+    if value is None:
+        where = f"; {source}" if source else ""
+        raise KeyError(
+            f"the {reader} reads {key!r} ({name}) from the tensordict, which lacks it{where}; "
+            f"or rename it with {reader}.set_keys({name}=...)."
+        )
+    if stored and value.requires_grad:
+        raise RuntimeError(f"the stored {name} ({key!r}) requires grad; store it detached.")
+    return value

@@ -19,6 +19,7 @@ from tensordict.utils import NestedKey
 from torchrl.objectives import PPOLoss
 
 from trudi.policies import ChainKeys, ChainNormal
+from trudi.validation import read_key
 
 __all__ = ["ChainLoss"]
 
@@ -107,16 +108,14 @@ class ChainLoss(PPOLoss):
         return names
 
     def _read(self, tensordict: TensorDictBase, name: str) -> torch.Tensor:
-        key = getattr(self.tensor_keys, name)
-        value = tensordict.get(key, None)
-        if value is None:
-            raise KeyError(
-                f"TensorDict key {key!r} ({name}) not found; the policy writes it at collection, "
-                f"or rename it with loss.set_keys({name}=...)"
-            )
-        if value.requires_grad:
-            raise RuntimeError(f"the stored {name} ({key!r}) requires grad; store it detached")
-        return value
+        return read_key(
+            tensordict,
+            getattr(self.tensor_keys, name),
+            name,
+            reader="loss",
+            source="the policy writes it at collection",
+            stored=True,
+        )
 
     def _advantage(self, tensordict: TensorDictBase) -> torch.Tensor:
         """The advantage ``[*B, 1]``, from the value estimator when the batch has none."""

@@ -24,6 +24,7 @@ from trudi.learners.q_critic import QCritic
 from trudi.learners.soft_lambda_return import SoftLambdaReturn
 from trudi.policies import ChainKeys, ChainPolicy, has_pseudo_log_prob, pseudo_log_prob
 from trudi.samplers import transition_log_prob
+from trudi.validation import read_key
 
 __all__ = ["TruDiPathwiseLoss"]
 
@@ -285,16 +286,14 @@ class TruDiPathwiseLoss(LossModule):
     # -- the loss ------------------------------------------------------------------------------
 
     def _read(self, tensordict: TensorDictBase, name: str) -> torch.Tensor:
-        key = getattr(self.tensor_keys, name)
-        value = tensordict.get(key, None)
-        if value is None:
-            raise KeyError(
-                f"TensorDict key {key!r} ({name}) not found; write it at collection (or with the "
-                f"value estimator), or rename it with loss.set_keys({name}=...)."
-            )
-        if value.requires_grad:
-            raise RuntimeError(f"the stored {name} ({key!r}) requires grad; store it detached.")
-        return value
+        return read_key(
+            tensordict,
+            getattr(self.tensor_keys, name),
+            name,
+            reader="loss",
+            source="the policy or the value estimator writes it",
+            stored=True,
+        )
 
     def _reduce(self, loss: torch.Tensor) -> torch.Tensor:
         """``[*B, 1]`` → ``[*B]`` (``"none"``) or a scalar."""

@@ -25,6 +25,7 @@ from torchrl.objectives.value.functional import td_lambda_return_estimate
 
 from trudi.learners.q_critic import QCritic
 from trudi.policies import ChainPolicy, pseudo_log_prob
+from trudi.validation import read_key
 
 __all__ = ["SoftLambdaReturn"]
 
@@ -136,13 +137,7 @@ class SoftLambdaReturn(ValueEstimatorBase):
         return alpha.detach() if isinstance(alpha, torch.Tensor) else alpha
 
     def _read(self, tensordict: TensorDictBase, key: NestedKey, name: str) -> torch.Tensor:
-        value = tensordict.get(key, None)
-        if value is None:
-            raise KeyError(
-                f"SoftLambdaReturn reads {key!r} ({name}); the tensordict lacks it. Rename it with "
-                f"set_keys({name}=...)."
-            )
-        return value
+        return read_key(tensordict, key, name, reader="estimator")
 
     @torch.no_grad()
     def soft_value(self, observation: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -17,7 +17,7 @@ from trudi.policies.chain_keys import ChainKeys
 from trudi.policies.chain_normal import ChainNormal
 from trudi.policies.squash import ActionSquash
 from trudi.samplers import Chain
-from trudi.validation import check_int, check_std_range
+from trudi.validation import check_int, check_std_range, read_key
 
 __all__ = ["ChainPolicy"]
 
@@ -30,13 +30,7 @@ TransitionTransform = Callable[
 
 
 def _require(tensordict: TensorDictBase, key: NestedKey, field: str) -> torch.Tensor:
-    value = tensordict.get(key, None)
-    if value is None:
-        raise KeyError(
-            f"the policy reads {key!r} from the tensordict, which lacks it; rename the key with "
-            f"policy.set_keys({field}=...)."
-        )
-    return value
+    return read_key(tensordict, key, field, reader="policy")
 
 
 class ChainPolicy(TensorDictModuleBase):
