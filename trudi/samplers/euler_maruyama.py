@@ -41,7 +41,27 @@ def _positive(name: str, value: float) -> float:
     return float(value)
 
 
-class EulerMaruyamaSampler(Sampler):
+class _WidePriorSampler(Sampler):
+    """A sampler whose prior is N(0, σ_p² I): ``sample_chain`` takes standard-normal ``prior``
+    noise and starts the chain at x_K = σ_p · prior. Subclasses define ``prior_std``."""
+
+    prior_std: torch.Tensor
+
+    def sample_chain(
+        self,
+        denoise: Denoise,
+        prior: torch.Tensor,
+        *,
+        scale_fn: ScaleFn | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Chain:
+        """As :meth:`Sampler.sample_chain`, with ``prior`` standard normal and x_K = σ_p · prior."""
+        return super().sample_chain(
+            denoise, self.prior_std.to(prior.dtype) * prior, scale_fn=scale_fn, generator=generator
+        )
+
+
+class EulerMaruyamaSampler(_WidePriorSampler):
     """Reparameterisable Euler–Maruyama chain of the reversed OU process (see the module doc).
 
     ``sample_chain``'s ``prior`` is a *standard*-normal draw ξ (as every trudi policy passes it);
@@ -139,22 +159,6 @@ class EulerMaruyamaSampler(Sampler):
         scale = self._noise_std(g).clamp_min(self.min_std).expand_as(loc)
         return loc, scale
 
-    def sample_chain(
-        self,
-        denoise: Denoise,
-        prior: torch.Tensor,
-        *,
-        scale_fn: ScaleFn | None = None,
-        generator: torch.Generator | None = None,
-    ) -> Chain:
-        """As :meth:`Sampler.sample_chain`, with ``prior`` standard normal and x_K = σ_p · prior."""
-        return super().sample_chain(
-            denoise,
-            self.prior_std.to(prior.dtype) * prior,
-            scale_fn=scale_fn,
-            generator=generator,
-        )
-
     def prior_log_prob(self, prior: torch.Tensor) -> torch.Tensor:
         """log N(x_K; 0, σ_p² I) of ``prior`` ``[*B, A]`` (the actual x_K), ``[*B]``."""
         log_std = self.log_prior_std.to(prior.dtype)
@@ -181,7 +185,7 @@ class EulerMaruyamaSampler(Sampler):
         return f"num_steps={self.num_steps}, horizon={self.horizon}, min_std={self.min_std}"
 
 
-class ProbabilityFlowSampler(Sampler):
+class ProbabilityFlowSampler(_WidePriorSampler):
     """The probability-flow ODE of an :class:`EulerMaruyamaSampler`, for deployment.
 
     loc = x + g_j (c σ_p d + (1 − c) x) with the score scale c (1: the exact probability flow of
@@ -222,6 +226,11 @@ class ProbabilityFlowSampler(Sampler):
     def timesteps(self) -> torch.Tensor:
         return self.sde.timesteps
 
+    @property
+    def prior_std(self) -> torch.Tensor:
+        """σ_p of the training sampler (the ODE starts from the same prior)."""
+        return self.sde.prior_std
+
     def transition(
         self,
         denoised: torch.Tensor,
@@ -232,24 +241,8 @@ class ProbabilityFlowSampler(Sampler):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         g = self.sde._step_size(step, sample)
         c = self.score_scale
-        loc = sample + g * (c * self.sde.prior_std.to(sample.dtype) * denoised + (1 - c) * sample)
+        loc = sample + g * (c * self.prior_std.to(sample.dtype) * denoised + (1 - c) * sample)
         return loc, torch.full_like(loc, self.min_std)
-
-    def sample_chain(
-        self,
-        denoise: Denoise,
-        prior: torch.Tensor,
-        *,
-        scale_fn: ScaleFn | None = None,
-        generator: torch.Generator | None = None,
-    ) -> Chain:
-        """As :meth:`Sampler.sample_chain`, with ``prior`` standard normal and x_K = σ_p · prior."""
-        return super().sample_chain(
-            denoise,
-            self.sde.prior_std.to(prior.dtype) * prior,
-            scale_fn=scale_fn,
-            generator=generator,
-        )
 
     def extra_repr(self) -> str:
         return f"score_scale={self.score_scale}, min_std={self.min_std}"
