@@ -24,7 +24,13 @@ from trudi.learners import (
     TruDiPathwiseLoss,
     exponential_clip_schedule,
 )
-from trudi.policies import ChainPolicy, DenoiserMLP, DiffusionPolicy, GaussianPolicy
+from trudi.policies import (
+    ChainPolicy,
+    DenoiserMLP,
+    DiffusionPolicy,
+    FineTunedDenoiser,
+    GaussianPolicy,
+)
 from trudi.samplers import (
     AncestralSampler,
     CosineSchedule,
@@ -34,7 +40,13 @@ from trudi.samplers import (
     SigmoidSchedule,
 )
 
-__all__ = ["build_critic", "build_loss", "build_policy", "build_value_estimator"]
+__all__ = [
+    "build_critic",
+    "build_loss",
+    "build_optimizer",
+    "build_policy",
+    "build_value_estimator",
+]
 
 # The pathwise arms: a Q(s, a) critic on soft lambda-returns instead of V(s) on GAE.
 _PATHWISE = ("trudi_pathwise", "reppo")
@@ -116,6 +128,10 @@ def build_policy(cfg: DictConfig, env: EnvBase) -> ChainPolicy:
         layer_norm=p.layer_norm,
         activation=_choice("policy.activation", p.activation, _ACTIVATIONS),
     )
+    ft_steps = cfg.algo.get("ft_denoising_steps") if cfg.algo.loss == "dppo" else None
+    if ft_steps is not None and ft_steps < p.num_steps:
+        # DPPO: the earlier steps keep a frozen copy of the (here untrained) denoiser.
+        denoiser = FineTunedDenoiser(denoiser, sampler, ft_steps)
     return DiffusionPolicy(
         denoiser,
         sampler,
@@ -211,12 +227,18 @@ def build_loss(
             policy, critic, projection, trust_region_coeff=a.trust_region_coeff, **common
         )
     if a.loss == "dppo":
-        schedule = exponential_clip_schedule(a.clip_epsilon_first, a.clip_epsilon, policy.num_steps)
+        steps = a.ft_denoising_steps or policy.num_steps
+        schedule = exponential_clip_schedule(
+            a.clip_epsilon_first, a.clip_epsilon, steps, a.clip_rate
+        )
         return DPPOLoss(
             policy,
             critic,
             clip_epsilon=schedule,
             denoising_discount=a.denoising_discount,
+            ft_denoising_steps=a.ft_denoising_steps,
+            ratio=a.ratio,
+            log_prob_clamp=(a.log_prob_min, a.log_prob_max),
             **common,
         )
     if a.loss == "clip_ppo":
@@ -225,3 +247,20 @@ def build_loss(
         "algo.loss must be 'trudi', 'dppo', 'clip_ppo', 'trudi_pathwise' or 'reppo', got "
         f"{a.loss!r}"
     )
+
+
+def build_optimizer(cfg: DictConfig, loss: LossModule, critic) -> torch.optim.Adam:
+    """Adam over the loss's parameters at ``cfg.lr``; with ``cfg.critic_lr`` set, the critic's
+    parameters form a second group at that rate (DPPO: actor 1e-4, critic 1e-3)."""
+    if cfg.critic_lr is None:
+        return torch.optim.Adam(loss.parameters(), lr=cfg.lr, eps=1e-5)
+    critic_ids = {id(p) for p in critic.parameters()}
+    others = [p for p in loss.parameters() if id(p) not in critic_ids]
+    critic_params = [p for p in loss.parameters() if id(p) in critic_ids]
+    if not critic_params:
+        raise ValueError(
+            f"critic_lr: the {type(loss).__name__} holds none of the critic's parameters (a "
+            "functional copy?), so they cannot get their own rate; set critic_lr=null"
+        )
+    groups = [{"params": others}, {"params": critic_params, "lr": cfg.critic_lr}]
+    return torch.optim.Adam(groups, lr=cfg.lr, eps=1e-5)

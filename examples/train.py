@@ -50,7 +50,13 @@ from torchrl.record.loggers import get_logger
 from tqdm import tqdm
 
 from examples import distributed
-from examples.build import build_critic, build_loss, build_policy, build_value_estimator
+from examples.build import (
+    build_critic,
+    build_loss,
+    build_optimizer,
+    build_policy,
+    build_value_estimator,
+)
 from examples.checkpoint import rng_state, save_checkpoint, set_rng_state
 from examples.config import CONFIG_DIR, ConfigError, validate
 from examples.envs import env_options, env_state, load_env_state, make_env, normalizer
@@ -160,7 +166,7 @@ def train(
     loss = build_loss(cfg, policy, critic)
     distributed.broadcast_parameters(loss)
     advantage = build_value_estimator(cfg, loss, critic)
-    optimizer = torch.optim.Adam(loss.parameters(), lr=cfg.lr, eps=1e-5)
+    optimizer = build_optimizer(cfg, loss, critic)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda i: 1.0 - i / iterations if cfg.lr_schedule == "linear" else 1.0
     )

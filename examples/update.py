@@ -35,7 +35,8 @@ def update(cfg: DictConfig, loss, optimizer, batch: TensorDictBase) -> dict[str,
             optimizer.zero_grad()
             total.backward()
             distributed.average_gradients(loss.parameters())
-            torch.nn.utils.clip_grad_norm_(loss.parameters(), cfg.max_grad_norm)
+            if cfg.max_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(loss.parameters(), cfg.max_grad_norm)
             optimizer.step()
             updates += 1
             for key, value in out.items():
