@@ -57,7 +57,11 @@ ARMS = {
     "reppo": ("REPPO", ["algo=reppo"]),
     "ppo": ("Gaussian PPO", ["algo=ppo"]),
     "trpl": ("Gaussian TRPL", ["algo=trpl"]),
-    "dppo": ("DPPO", ["algo=dppo"]),
+    # DPPO's published loss and per-sample settings (examples/conf/algo/dppo.yaml) with TruDi's
+    # denoiser width and a 50 x 200 rollout (the same 10,000 env steps and 5,000-pair minibatches
+    # per iteration): the published 512-wide denoiser over 10 x 1,000 steps costs ~3 h per 1M-step
+    # run on one CPU thread (docs/dppo.md), 128 wide over 50 envs ~16x less.
+    "dppo": ("DPPO", ["algo=dppo", "policy.hidden_dim=128", "num_envs=50", "rollout_length=200"]),
     "pathwise-split": (
         "Pathwise TruDi (split)",
         ["algo=trudi_pathwise", "algo.trust_region=split", "algo.name=pathwise-split"],
