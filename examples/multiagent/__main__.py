@@ -35,11 +35,10 @@ def main(cfg: DictConfig) -> float:
             print(f"resume with:\n  {command}")
         sys.exit(130)
     last = history[-1]
-    print(
-        f"done: {last['frames']:,} env steps, training return {last.get('train_return', math.nan):.3f} "
-        f"in {last['wall_clock']:.0f} s; outputs in {out_dir}"
-    )
-    return last.get("train_return", math.nan)
+    ret = last.get("train_return")
+    shown = "no finished episode yet" if ret is None else f"training return {ret:.3f}"
+    print(f"done: {last['frames']:,} env steps, {shown}, {last['wall_clock']:.0f} s; in {out_dir}")
+    return math.nan if ret is None else ret
 
 
 if __name__ == "__main__":
