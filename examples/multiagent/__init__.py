@@ -13,7 +13,8 @@ Arms (``algo``): ``trudi`` (diffusion policy + TruDiLoss, V critic, GAE), ``trud
 (diffusion policy + TruDiPathwiseLoss, Q critic, soft lambda-returns) and ``mappo`` (TorchRL's
 TanhNormal head + MAPPOLoss). Every field is declared and documented in
 :mod:`examples.multiagent.config` and checked before anything is built; ``scale=default`` is sized
-for a 2-core CPU, ``scale=massive`` for a GPU (``examples/conf/multiagent/scale/``).
+for a 2-core CPU, ``scale=massive`` for a GPU, ``scale=small`` the pre-issue-21 benchmark's 256 envs x
+100 steps (``examples/conf/multiagent/scale/``).
 
 Each run has its own directory, ``outputs/multiagent/<scenario>/<algo>/seed<seed>/``, with
 ``config.yaml``, ``checkpoint.pt`` (atomic, every ``checkpoint_every`` iterations and at the end),

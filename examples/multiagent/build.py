@@ -85,7 +85,7 @@ def _diffusion_policy(cfg: DictConfig, env: EnvBase) -> DiffusionPolicy:
         action_spec=env.full_action_spec_unbatched[ACTION],
         squash=p.squash,
         learn_scale=p.learn_scale,
-        n_agents=n_agents if p.per_agent_scale or not p.share_params else None,
+        n_agents=n_agents if p.per_agent_scale else None,
         min_std=p.min_std,
         max_std=p.max_std,
         validate_args=False,  # the check syncs the host in every update

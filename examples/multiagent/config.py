@@ -15,7 +15,7 @@ group                 options                                 schema
 ``policy``            diffusion, gaussian                     :class:`MultiAgentDiffusionConfig`,
                                                               :class:`MultiAgentGaussianConfig`
 ``sampler``           ancestral, euler_maruyama               examples.config's sampler schemas
-``scale``             default, massive                        (sets top-level fields)
+``scale``             default, massive, small                 (sets top-level fields)
 ====================  ======================================  ====================================
 
 Example:
@@ -72,7 +72,8 @@ class VmasConfig:
 @dataclass
 class MultiAgentDiffusionConfig(DiffusionPolicyConfig):
     share_params: bool = True  # one denoiser for all agents (MAPPO's share_parameters_policy)
-    # Learned scale per agent, [K, n_agents, A], also with a shared denoiser (false: one [K, A]).
+    # Learned scale per agent, [K, n_agents, A], also with a shared denoiser (false: one [K, A]
+    # for all agents; per-agent denoiser weights always come with per-agent scales).
     per_agent_scale: bool = True
 
 
