@@ -37,14 +37,17 @@ from trudi.samplers import (
     DDIMSampler,
     EulerMaruyamaSampler,
     LinearSchedule,
+    Sampler,
     SigmoidSchedule,
 )
 
 __all__ = [
     "build_critic",
+    "build_denoiser",
     "build_loss",
     "build_optimizer",
     "build_policy",
+    "build_samplers",
     "build_value_estimator",
 ]
 
@@ -95,6 +98,46 @@ def build_policy(cfg: DictConfig, env: EnvBase) -> ChainPolicy:
         )
     if p.type != "diffusion":
         raise ValueError(f"policy.type must be 'diffusion' or 'gaussian', got {p.type!r}")
+    sampler, eval_sampler = build_samplers(cfg)
+    denoiser = build_denoiser(cfg, obs_dim, action_dim)
+    ft_steps = cfg.algo.get("ft_denoising_steps") if cfg.algo.loss == "dppo" else None
+    if ft_steps is not None and ft_steps < p.num_steps:
+        # DPPO: the earlier steps keep a frozen copy of the (here untrained) denoiser.
+        denoiser = FineTunedDenoiser(denoiser, sampler, ft_steps)
+    return DiffusionPolicy(
+        denoiser,
+        sampler,
+        eval_sampler,
+        action_spec=env.action_spec,
+        squash=p.squash,
+        learn_scale=p.learn_scale,
+        min_std=p.min_std,
+        max_std=p.max_std,
+        validate_args=False,  # the check syncs the host on every get_dist in the update
+    )
+
+
+def build_denoiser(
+    cfg: DictConfig, obs_dim: int, action_dim: int, n_agents: int | None = None
+) -> DenoiserMLP:
+    """The ``cfg.policy`` denoiser; ``n_agents``: per-agent weights (``None``: shared)."""
+    p = cfg.policy
+    return DenoiserMLP(
+        obs_dim,
+        action_dim,
+        p.num_steps,
+        hidden_dim=p.hidden_dim,
+        num_blocks=p.num_blocks,
+        layer_norm=p.layer_norm,
+        activation=_choice("policy.activation", p.activation, _ACTIVATIONS),
+        n_agents=n_agents,
+    )
+
+
+def build_samplers(cfg: DictConfig) -> tuple[Sampler, Sampler]:
+    """``(training sampler, evaluation sampler)`` of ``cfg.sampler`` over ``cfg.policy.num_steps``:
+    the probability-flow ODE of the training sampler for evaluation."""
+    p = cfg.policy
     s = cfg.sampler
     if s.type == "euler_maruyama":
         sampler = EulerMaruyamaSampler(
@@ -119,30 +162,7 @@ def build_policy(cfg: DictConfig, env: EnvBase) -> ChainPolicy:
                 f"sampler.type must be 'ancestral', 'ddim' or 'euler_maruyama', got {s.type!r}"
             )
         eval_sampler = DDIMSampler(schedule, eta=0.0, num_steps=s.eval_steps, **common)
-    denoiser = DenoiserMLP(
-        obs_dim,
-        action_dim,
-        p.num_steps,
-        hidden_dim=p.hidden_dim,
-        num_blocks=p.num_blocks,
-        layer_norm=p.layer_norm,
-        activation=_choice("policy.activation", p.activation, _ACTIVATIONS),
-    )
-    ft_steps = cfg.algo.get("ft_denoising_steps") if cfg.algo.loss == "dppo" else None
-    if ft_steps is not None and ft_steps < p.num_steps:
-        # DPPO: the earlier steps keep a frozen copy of the (here untrained) denoiser.
-        denoiser = FineTunedDenoiser(denoiser, sampler, ft_steps)
-    return DiffusionPolicy(
-        denoiser,
-        sampler,
-        eval_sampler,
-        action_spec=env.action_spec,
-        squash=p.squash,
-        learn_scale=p.learn_scale,
-        min_std=p.min_std,
-        max_std=p.max_std,
-        validate_args=False,  # the check syncs the host on every get_dist in the update
-    )
+    return sampler, eval_sampler
 
 
 def build_critic(cfg: DictConfig, env: EnvBase) -> TensorDictModule | QCritic:
