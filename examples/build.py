@@ -125,6 +125,7 @@ def build_policy(cfg: DictConfig, env: EnvBase) -> ChainPolicy:
         learn_scale=p.learn_scale,
         min_std=p.min_std,
         max_std=p.max_std,
+        autocast=None if p.autocast is None else getattr(torch, p.autocast),
         validate_args=False,  # the check syncs the host on every get_dist in the update
     )
 
