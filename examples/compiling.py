@@ -17,8 +17,11 @@ from trudi.policies import ChainPolicy
 __all__ = ["compile_for_training"]
 
 
-def compile_for_training(policy: ChainPolicy, loss: nn.Module, mode: str = "default") -> None:
-    """Compile ``policy``'s sampling and ``loss`` in place with ``torch.compile``'s ``mode``.
+def compile_for_training(
+    policy: ChainPolicy, loss: nn.Module, mode: str = "default", backend: str = "inductor"
+) -> None:
+    """Compile ``policy``'s sampling and ``loss`` in place with ``torch.compile``'s ``mode`` and
+    ``backend`` (the tests use ``"aot_eager"``, which skips Inductor's code generation).
 
     Example:
         >>> from examples.build import build_critic, build_loss, build_policy
@@ -33,6 +36,6 @@ def compile_for_training(policy: ChainPolicy, loss: nn.Module, mode: str = "defa
         >>> list(loss.state_dict()) == keys
         True
     """
-    kwargs = {} if mode == "default" else {"mode": mode}
+    kwargs = {"backend": backend} if mode == "default" else {"backend": backend, "mode": mode}
     policy.compile_sampling(**kwargs)
     loss.compile(**kwargs)
