@@ -1,5 +1,5 @@
 """``compile=true``: the example's loss and sampling compile without a graph break, and compiled
-updates compute what eager ones do.
+updates compute what eager ones do; ``policy.autocast``.
 
 On a CPU the compiled-against-eager checks use the ``aot_eager`` backend (Dynamo's graph and
 AOTAutograd's forward/backward split, run by eager kernels): Inductor's C++ compilation of the
@@ -10,50 +10,33 @@ from __future__ import annotations
 
 import copy
 import doctest
+import itertools
 
 import pytest
 import torch
 from omegaconf import open_dict
+from tensordict import TensorDict
 from tensordict.nn import InteractionType, set_interaction_type
 
 import examples.compiling
 from examples import train as train_module
-from examples.build import build_critic, build_loss, build_policy, build_value_estimator
+from examples.build import build_policy
 from examples.compiling import compile_for_training
 from examples.envs import make_env
 from examples.update import update
+from tests.examples.helpers import collected_batch as setup
 from tests.examples.helpers import config
 
 pytest.importorskip("gymnasium")
 
-BACKENDS = ["aot_eager"] + (["inductor"] if torch.cuda.is_available() else [])
+CUDA = torch.cuda.is_available()
+needs_cuda = pytest.mark.skipif(not CUDA, reason="CUDA graphs and Inductor's GPU code need CUDA")
+# (backend, mode): Dynamo + AOTAutograd everywhere; Inductor, with and without CUDA graphs, on CUDA.
+COMPILERS = [("aot_eager", "default")]
+COMPILERS += [("inductor", "default"), ("inductor", "reduce-overhead")] if CUDA else []
 ARMS = {"trudi": ["algo=trudi"], "trudi_pathwise": ["algo=trudi_pathwise", "num_envs=4",
         "rollout_length=16", "minibatches=2", "epochs=2", "policy.hidden_dim=16",
         "critic.hidden_dim=16"]}  # fmt: skip
-
-
-def setup(*overrides: str, device: str = "cpu"):
-    """The example's policy, loss and optimizer, and one collected batch with its targets."""
-    cfg = config(*overrides)
-    torch.manual_seed(0)
-    env = make_env(cfg.env.name, cfg.num_envs, seed=0, reward_scale=cfg.env.reward_scale)
-    policy, critic = build_policy(cfg, env), build_critic(cfg, env)
-    loss = build_loss(cfg, policy, critic)
-    estimator = build_value_estimator(cfg, loss, critic)
-    td, steps = env.reset(), []
-    with torch.no_grad(), set_interaction_type(InteractionType.RANDOM):
-        for _ in range(cfg.rollout_length):
-            step, td = env.step_and_maybe_reset(policy(td))
-            steps.append(step)
-    env.close()
-    batch = torch.stack(steps, dim=-1)
-    if hasattr(loss, "sync_old_policy"):
-        loss.sync_old_policy()
-    with torch.no_grad():
-        estimator(batch)
-    loss, batch = loss.to(device), batch.to(device)
-    optimizer = torch.optim.Adam(loss.parameters(), lr=1e-3, eps=1e-5)
-    return cfg, policy, loss, optimizer, batch
 
 
 @pytest.mark.parametrize("arm", sorted(ARMS))
@@ -79,8 +62,8 @@ def test_sampling_compiles_to_one_graph(interaction):
     assert explanation.graph_count == 1
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_compiled_updates_match_eager(backend):
+@pytest.mark.parametrize(("backend", "mode"), COMPILERS)
+def test_compiled_updates_match_eager(backend, mode):
     """Three updates from the same state (parameters, optimizer, minibatch order): the same losses,
     diagnostics and parameters, compiled or not; the checkpoint keys are the same."""
     device = "cuda" if backend == "inductor" else "cpu"
@@ -88,7 +71,7 @@ def test_compiled_updates_match_eager(backend):
     twin = copy.deepcopy(loss)
     twin_optimizer = torch.optim.Adam(twin.parameters(), lr=1e-3, eps=1e-5)
     keys = list(twin.state_dict())
-    compile_for_training(twin.actor_network, twin, backend=backend)
+    compile_for_training(twin.actor_network, twin, mode, backend=backend)
     assert list(twin.state_dict()) == keys
     torch.manual_seed(1)
     eager = update(cfg, loss, optimizer, batch)
@@ -116,6 +99,36 @@ def test_compiled_sampling_matches_eager():
         compiled = twin(td.clone())
     for key in policy.out_keys:
         torch.testing.assert_close(compiled[key], eager[key], msg=str(key))
+
+
+@needs_cuda
+def test_reduce_overhead_sampling_keeps_every_draw():
+    """CUDA graphs replay into the same memory: each draw must be copied out before the next one,
+    so that every stored chain is its own and re-scores to its own log-probs."""
+    _, policy, *_ = setup()
+    policy = policy.cuda().compile_sampling(mode="reduce-overhead")
+    obs_dim = policy.denoiser.observation_dim
+    draws = []
+    with torch.no_grad(), set_interaction_type(InteractionType.RANDOM):
+        for seed in range(4):
+            g = torch.Generator().manual_seed(seed)
+            td = TensorDict({"observation": torch.randn(8, obs_dim, generator=g)}, [8])
+            draws.append(policy(td.cuda()))
+    keys = policy.tensor_keys
+    for first, later in itertools.pairwise(draws):
+        assert not torch.equal(first[keys.chain], later[keys.chain])
+    with torch.no_grad():
+        for td in draws:
+            scored = policy.get_dist(td).log_prob(td[keys.chain])
+            torch.testing.assert_close(scored, td[keys.chain_log_prob], rtol=1e-4, atol=1e-4)
+
+
+def test_autocast_option_reaches_the_policy():
+    cfg = config("policy.autocast=bfloat16")
+    env = make_env(cfg.env.name, cfg.num_envs, seed=0)
+    assert build_policy(cfg, env).autocast is torch.bfloat16
+    assert build_policy(config(), env).autocast is None
+    env.close()
 
 
 def test_train_with_compile(tmp_path, monkeypatch):
