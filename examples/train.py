@@ -68,7 +68,7 @@ from examples.run_dir import (
     resume_command,
     trim_csv_logs,
 )
-from examples.update import update
+from examples.update import make_optimizer, update
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -163,8 +163,7 @@ def train(
     if cfg.compile:
         compile_for_training(policy, loss, cfg.compile_mode)
     advantage = build_value_estimator(cfg, loss, critic)
-    # fused: one kernel for all parameters (on CPU 5x faster than the default per-tensor loop)
-    optimizer = torch.optim.Adam(loss.parameters(), lr=cfg.lr, eps=1e-5, fused=True)
+    optimizer = make_optimizer(cfg, loss)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda i: 1.0 - i / iterations if cfg.lr_schedule == "linear" else 1.0
     )

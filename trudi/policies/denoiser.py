@@ -187,9 +187,7 @@ class DenoiserMLP(nn.Module):
         embedding = self.step_embedding(timestep.expand(batch_shape))
         rest = torch.cat([sample, embedding], dim=-1)
         obs_part = torch.einsum("...ni,nio->...no", observation, weight[:, :obs])
-        return (
-            torch.einsum("...ni,nio->...no", rest, weight[:, obs:]) + self.input.bias + obs_part
-        )
+        return torch.einsum("...ni,nio->...no", rest, weight[:, obs:]) + self.input.bias + obs_part
 
     def forward(
         self, observation: torch.Tensor, sample: torch.Tensor, timestep: torch.Tensor
