@@ -1,7 +1,7 @@
 """Wall-clock per environment step, split into environment, action sampling and update.
 
     python -m benchmarks.overhead [--task halfcheetah] [--iterations 3] [--arms NAME ...]
-        [--clock wall|cpu] [overrides ...]
+        [overrides ...]
 
 Arms: TruDi with K = 5 and K = 10, TruDi K = 5 compiled (``compile=true``), the pathwise TruDi
 learner (``algo=trudi_pathwise``, its 8-step Euler-Maruyama actor and 512-wide networks, on this
@@ -13,8 +13,8 @@ iteration), critic, advantages (``build_value_estimator``), the update step
 ``--iterations`` training iterations after one warm-up iteration (which compiles, for the compiled
 arms); the table gives milliseconds per environment step (per frame), the warm-up iteration's
 seconds, and the total against Gaussian PPO's. ``--arms`` picks arms by name (Gaussian PPO always
-runs); ``--clock cpu`` times this process's CPU time instead of wall-clock, which other jobs on the
-machine inflate far less; extra arguments are Hydra overrides for every arm.
+runs); extra arguments are Hydra overrides for every arm. Two tables: by wall-clock, and by this
+process's CPU time, which other jobs on the machine inflate far less.
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ from examples.update import make_optimizer, update
 
 # The pathwise arm on this benchmark's batch (its own defaults are 1024 envs x 128 steps).
 _BATCH = ["num_envs=64", "rollout_length=64", "minibatches=8", "epochs=5"]
+PARTS = ("env", "sampling", "update")
+CLOCKS = ("wall", "cpu")
 ARMS = {
     "TruDi K=5": ["algo=trudi", "policy.num_steps=5"],
     "TruDi K=5 compiled": ["algo=trudi", "policy.num_steps=5", "compile=true"],
@@ -44,7 +46,12 @@ ARMS = {
 }
 
 
-def time_arm(cfg, iterations: int, clock=time.perf_counter) -> dict[str, float]:
+def _clocks() -> tuple[float, float]:
+    return time.perf_counter(), time.process_time()
+
+
+def time_arm(cfg, iterations: int) -> dict[str, dict[str, float]]:
+    """Milliseconds per frame of each part, by wall-clock and by this process's CPU time."""
     torch.manual_seed(cfg.seed)
     env = make_env(cfg.env.name, cfg.num_envs, seed=cfg.seed, reward_scale=cfg.env.reward_scale)
     policy, critic = build_policy(cfg, env), build_critic(cfg, env)
@@ -54,22 +61,27 @@ def time_arm(cfg, iterations: int, clock=time.perf_counter) -> dict[str, float]:
     advantage = build_value_estimator(cfg, loss, critic)
     optimizer = make_optimizer(cfg, loss)
     frames = cfg.num_envs * cfg.rollout_length
-    totals = {"env": 0.0, "sampling": 0.0, "update": 0.0}
+    totals = {clock: dict.fromkeys(PARTS, 0.0) for clock in CLOCKS}
     td = env.reset()
-    warm_up = time.perf_counter()  # wall-clock either way: compilation runs in subprocesses
+    warm_up = time.perf_counter()  # compilation runs in subprocesses: wall-clock only
+
+    def add(spent, part, tic):
+        for clock, now, then in zip(CLOCKS, _clocks(), tic, strict=True):
+            spent[clock][part] += now - then
+
     for iteration in range(iterations + 1):
-        spent = {"env": 0.0, "sampling": 0.0, "update": 0.0}
+        spent = {clock: dict.fromkeys(PARTS, 0.0) for clock in CLOCKS}
         steps = []
         with torch.no_grad(), set_interaction_type(InteractionType.RANDOM):
             for _ in range(cfg.rollout_length):
-                tic = clock()
+                tic = _clocks()
                 td = policy(td)
-                spent["sampling"] += clock() - tic
-                tic = clock()
+                add(spent, "sampling", tic)
+                tic = _clocks()
                 step, td = env.step_and_maybe_reset(td)
-                spent["env"] += clock() - tic
+                add(spent, "env", tic)
                 steps.append(step)
-        tic = clock()
+        tic = _clocks()
         batch = torch.stack(steps, dim=-1)
         if hasattr(loss, "sync_old_policy"):
             loss.sync_old_policy()
@@ -77,14 +89,18 @@ def time_arm(cfg, iterations: int, clock=time.perf_counter) -> dict[str, float]:
             advantage(batch)
         means = update(cfg, loss, optimizer, batch)
         torch.stack(list(means.values())).tolist()  # the example's one host sync per iteration
-        spent["update"] += clock() - tic
+        add(spent, "update", tic)
         if iteration == 0:  # warms up allocators and caches, and compiles
             warm_up = time.perf_counter() - warm_up
-        else:
-            for key, value in spent.items():
-                totals[key] += value
+            continue
+        for clock in CLOCKS:
+            for part in PARTS:
+                totals[clock][part] += spent[clock][part]
     env.close()
-    result = {key: 1e3 * value / (iterations * frames) for key, value in totals.items()}
+    result = {
+        clock: {part: 1e3 * value / (iterations * frames) for part, value in parts.items()}
+        for clock, parts in totals.items()
+    }
     return {**result, "warm_up": warm_up}
 
 
@@ -93,12 +109,6 @@ def main() -> None:
     parser.add_argument("--task", default="halfcheetah")
     parser.add_argument("--iterations", type=int, default=3)
     parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
-    parser.add_argument(
-        "--clock",
-        default="wall",
-        choices=("wall", "cpu"),
-        help="wall-clock (default) or this process's CPU time, which other jobs inflate less",
-    )
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every arm")
     args = parser.parse_args()
     arms = [name for name in ARMS if name in args.arms or name == "Gaussian PPO"]
@@ -107,21 +117,23 @@ def main() -> None:
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
             cfg = compose("config", overrides=[f"env={args.task}", *ARMS[name], *args.overrides])
         torch.set_num_threads(cfg.threads)
-        clock = time.perf_counter if args.clock == "wall" else time.process_time
-        results[name] = time_arm(cfg, args.iterations, clock)
-    base = sum(results["Gaussian PPO"][part] for part in ("env", "sampling", "update"))
-    print(
-        f"{args.task}, {torch.get_num_threads()} thread(s); milliseconds per environment step "
-        f"({args.clock} clock)"
-    )
-    print("| arm | env | action sampling | update | total | warm-up (s) | x Gaussian PPO |")
-    print("|---|---|---|---|---|---|---|")
-    for name, parts in results.items():
-        total = parts["env"] + parts["sampling"] + parts["update"]
+        results[name] = time_arm(cfg, args.iterations)
+    for clock, title in (("wall", "wall-clock"), ("cpu", "this process's CPU time")):
+        base = sum(results["Gaussian PPO"][clock].values())
         print(
-            f"| {name} | {parts['env']:.3f} | {parts['sampling']:.3f} | {parts['update']:.3f} "
-            f"| {total:.3f} | {parts['warm_up']:.0f} | {total / base:.2f} |"
+            f"{args.task}, {torch.get_num_threads()} thread(s); milliseconds per environment step, "
+            f"{title}"
         )
+        print("| arm | env | action sampling | update | total | warm-up (s) | x Gaussian PPO |")
+        print("|---|---|---|---|---|---|---|")
+        for name, result in results.items():
+            parts = result[clock]
+            total = sum(parts.values())
+            print(
+                f"| {name} | {parts['env']:.3f} | {parts['sampling']:.3f} | {parts['update']:.3f} "
+                f"| {total:.3f} | {result['warm_up']:.0f} | {total / base:.2f} |"
+            )
+        print()
 
 
 if __name__ == "__main__":
