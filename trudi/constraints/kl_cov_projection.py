@@ -79,7 +79,7 @@ def _penalty(u: Tensor, y: Tensor) -> Tensor:
     # log(1/(1 + u)) = log1p(y) = -log1p(u): take the log1p of whichever of u, y is positive.
     log_q = torch.copysign(torch.log1p(torch.maximum(u, y)), y)
     # The series alone where it is used: the direct branch of log_ratio_penalty would be discarded.
-    return torch.where(small, log_ratio_series(torch.where(small, u, 0.0)), u + log_q)
+    return torch.where(small, log_ratio_series(u * small), u + log_q)
 
 
 def _precision_gap(scale: Tensor, old_scale: Tensor) -> Tensor:
