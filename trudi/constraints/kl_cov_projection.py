@@ -116,8 +116,8 @@ def _solve_multiplier(
         w = (1.0 + eta).reciprocal()
         eta_w = eta * w
         y = w * gap  # Λ̃/Λ_o - 1
-        # Λ_o/Λ̃ - 1 = -y/(w r + η w); (-a) - b = -(a + b) exactly, so this is the same rounding
-        # as y / (-w r - η w), in fewer ops.
+        # Λ_o/Λ̃ - 1 = -y/(w r + η w), the value of y/(-w r - η w) ((-a) - b = -(a + b)
+        # exactly) in fewer ops; addcmul may fuse the multiply-add, a last-bit difference.
         u = y.div(torch.addcmul(eta_w, w, ratio)).neg_()
         c = 0.5 * _penalty(u, y).sum(dims, keepdim=True)
         excess = torch.log(c) - log_bound

@@ -56,7 +56,7 @@ def fused_projection(
     """
     n_rows, n_cols = loc.shape
     has_cov = scale is not None
-    loc_out, scale_out, mean_mult, cov_mult, stats = _fused_projection_fake(
+    loc_out, scale_out, mean_mult, cov_mult, stats = _projection_outputs(
         loc, scale, old_loc, old_scale, mean_bound, cov_bound, divergence, iterations
     )
     cov_bound_ = cov_bound if has_cov else 1.0
@@ -91,7 +91,8 @@ def fused_projection(
 
 
 @fused_projection.register_fake
-def _fused_projection_fake(loc, scale, old_loc, old_scale, mean_bound, cov_bound, divergence, it):
+def _projection_outputs(loc, scale, old_loc, old_scale, mean_bound, cov_bound, divergence, it):
+    # The fake implementation, and the real one's allocation of its outputs.
     n_rows = loc.shape[0]
     compute = compute_dtype(loc.dtype)
     scale_out = torch.empty_like(loc) if scale is not None else loc.new_empty(0)
@@ -123,7 +124,7 @@ def fused_projection_backward(
     empty when the covariance is not projected."""
     n_rows, n_cols = loc.shape
     has_cov = scale is not None
-    g_loc, g_scale, g_old_loc, g_old_scale = _fused_projection_backward_fake(
+    g_loc, g_scale, g_old_loc, g_old_scale = _backward_outputs(
         loc, scale, old_loc, old_scale, stats, g_loc_out, g_scale_out, g_mean_mult, g_cov_mult,
         mean_bound, cov_bound, divergence,
     )  # fmt: skip
@@ -160,7 +161,7 @@ def fused_projection_backward(
 
 
 @fused_projection_backward.register_fake
-def _fused_projection_backward_fake(loc, scale, old_loc, old_scale, *rest):
+def _backward_outputs(loc, scale, old_loc, old_scale, *rest):
     g_scale = torch.empty_like(loc) if scale is not None else loc.new_empty(0)
     return torch.empty_like(loc), g_scale, torch.empty_like(loc), torch.empty_like(loc)
 
