@@ -1,11 +1,20 @@
 """Wall-clock per environment step, split into environment, action sampling and update.
 
-    python -m benchmarks.overhead [--task halfcheetah] [--iterations 3]
+    python -m benchmarks.overhead [--task halfcheetah] [--iterations 3] [--arms NAME ...]
+        [overrides ...]
 
-TruDi with K = 5 and K = 10 and Gaussian PPO, in the same process on the same task, with the
-training example's default configuration (``examples/conf``): the same env (64 envs x 64 steps per
-iteration), critic, GAE, epochs and minibatches. Each arm runs ``--iterations`` training iterations
-after one warm-up iteration; the table gives milliseconds per environment step (per frame).
+Arms: TruDi with K = 5 and K = 10, TruDi K = 5 compiled (``compile=true``), the pathwise TruDi
+learner (``algo=trudi_pathwise``, its 8-step Euler-Maruyama actor and 512-wide networks, on this
+benchmark's batch: 64 envs x 64 steps, 8 minibatches, 5 epochs), and Gaussian PPO eager and
+compiled, in the same process on the same task, with the training example's configuration
+(``examples/conf``) and its own code: the same env (Gymnasium vector env, 64 envs x 64 steps per
+iteration), critic, advantages (``build_value_estimator``), the update step
+(``examples/update.py``) and compilation (``examples/compiling.py``). Each arm runs
+``--iterations`` training iterations after one warm-up iteration (which compiles, for the compiled
+arms); the table gives milliseconds per environment step (per frame), the warm-up iteration's
+seconds, and the total against Gaussian PPO's. ``--arms`` picks arms by name (Gaussian PPO always
+runs); extra arguments are Hydra overrides for every arm. Two tables: by wall-clock, and by this
+process's CPU time, which other jobs on the machine inflate far less.
 """
 
 from __future__ import annotations
@@ -16,85 +25,121 @@ import time
 import torch
 from hydra import compose, initialize_config_dir
 from tensordict.nn import InteractionType, set_interaction_type
-from torchrl.objectives.value import GAE
 
-from examples.build import build_critic, build_loss, build_policy
+from examples.build import (
+    build_critic,
+    build_loss,
+    build_optimizer,
+    build_policy,
+    build_value_estimator,
+)
+from examples.compiling import compile_for_training
 from examples.config import CONFIG_DIR
 from examples.envs import make_env
+from examples.update import update
 
+# The pathwise arm on this benchmark's batch (its own defaults are 1024 envs x 128 steps).
+_BATCH = ["num_envs=64", "rollout_length=64", "minibatches=8", "epochs=5"]
+PARTS = ("env", "sampling", "update")
+CLOCKS = ("wall", "cpu")
 ARMS = {
     "TruDi K=5": ["algo=trudi", "policy.num_steps=5"],
+    "TruDi K=5 compiled": ["algo=trudi", "policy.num_steps=5", "compile=true"],
     "TruDi K=10": ["algo=trudi", "policy.num_steps=10"],
+    "TruDi pathwise K=8": ["algo=trudi_pathwise", *_BATCH],
     "Gaussian PPO": ["algo=ppo"],
+    "Gaussian PPO compiled": ["algo=ppo", "compile=true"],
 }
 
 
-def time_arm(cfg, iterations: int) -> dict[str, float]:
+def _clocks() -> tuple[float, float]:
+    return time.perf_counter(), time.process_time()
+
+
+def time_arm(cfg, iterations: int) -> dict[str, dict[str, float]]:
+    """Milliseconds per frame of each part, by wall-clock and by this process's CPU time."""
     torch.manual_seed(cfg.seed)
     env = make_env(cfg.env.name, cfg.num_envs, seed=cfg.seed, reward_scale=cfg.env.reward_scale)
     policy, critic = build_policy(cfg, env), build_critic(cfg, env)
     loss = build_loss(cfg, policy, critic)
-    advantage = GAE(gamma=cfg.gamma, lmbda=cfg.lmbda, value_network=critic, average_gae=False)
-    optimizer = torch.optim.Adam(loss.parameters(), lr=cfg.lr)
+    if cfg.compile:
+        compile_for_training(policy, loss, cfg.compile_mode)
+    advantage = build_value_estimator(cfg, loss, critic)
+    optimizer = build_optimizer(cfg, loss, critic)
     frames = cfg.num_envs * cfg.rollout_length
-    minibatch = frames // cfg.minibatches
-    totals = {"env": 0.0, "sampling": 0.0, "update": 0.0}
+    totals = {clock: dict.fromkeys(PARTS, 0.0) for clock in CLOCKS}
     td = env.reset()
+    warm_up = time.perf_counter()  # compilation runs in subprocesses: wall-clock only
+
+    def add(spent, part, tic):
+        for clock, now, then in zip(CLOCKS, _clocks(), tic, strict=True):
+            spent[clock][part] += now - then
+
     for iteration in range(iterations + 1):
-        spent = {"env": 0.0, "sampling": 0.0, "update": 0.0}
+        spent = {clock: dict.fromkeys(PARTS, 0.0) for clock in CLOCKS}
         steps = []
         with torch.no_grad(), set_interaction_type(InteractionType.RANDOM):
             for _ in range(cfg.rollout_length):
-                tic = time.perf_counter()
+                tic = _clocks()
                 td = policy(td)
-                spent["sampling"] += time.perf_counter() - tic
-                tic = time.perf_counter()
+                add(spent, "sampling", tic)
+                tic = _clocks()
                 step, td = env.step_and_maybe_reset(td)
-                spent["env"] += time.perf_counter() - tic
+                add(spent, "env", tic)
                 steps.append(step)
-        tic = time.perf_counter()
+        tic = _clocks()
         batch = torch.stack(steps, dim=-1)
+        if hasattr(loss, "sync_old_policy"):
+            loss.sync_old_policy()
         with torch.no_grad():
             advantage(batch)
-        flat = batch.reshape(-1)
-        for _ in range(cfg.epochs):
-            for index in torch.randperm(flat.numel()).split(minibatch):
-                out = loss(flat[index])
-                total = sum(v for k, v in out.items() if k.startswith("loss_"))
-                optimizer.zero_grad()
-                total.backward()
-                torch.nn.utils.clip_grad_norm_(loss.parameters(), cfg.max_grad_norm)
-                optimizer.step()
-        spent["update"] += time.perf_counter() - tic
-        if iteration > 0:  # the first iteration warms up allocators and caches
-            for key, value in spent.items():
-                totals[key] += value
+        means = update(cfg, loss, optimizer, batch)
+        torch.stack(list(means.values())).tolist()  # the example's one host sync per iteration
+        add(spent, "update", tic)
+        if iteration == 0:  # warms up allocators and caches, and compiles
+            warm_up = time.perf_counter() - warm_up
+            continue
+        for clock in CLOCKS:
+            for part in PARTS:
+                totals[clock][part] += spent[clock][part]
     env.close()
-    return {key: 1e3 * value / (iterations * frames) for key, value in totals.items()}
+    result = {
+        clock: {part: 1e3 * value / (iterations * frames) for part, value in parts.items()}
+        for clock, parts in totals.items()
+    }
+    return {**result, "warm_up": warm_up}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", default="halfcheetah")
     parser.add_argument("--iterations", type=int, default=3)
+    parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every arm")
     args = parser.parse_args()
+    arms = [name for name in ARMS if name in args.arms or name == "Gaussian PPO"]
     results = {}
-    for name, arm in ARMS.items():
+    for name in arms:
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
-            cfg = compose("config", overrides=[f"env={args.task}", *arm, *args.overrides])
+            cfg = compose("config", overrides=[f"env={args.task}", *ARMS[name], *args.overrides])
         torch.set_num_threads(cfg.threads)
         results[name] = time_arm(cfg, args.iterations)
-    base = sum(results["Gaussian PPO"].values())
-    print(f"{args.task}, {torch.get_num_threads()} thread(s); milliseconds per environment step")
-    print("| arm | env | action sampling | update | total | x Gaussian PPO |")
-    print("|---|---|---|---|---|---|")
-    for name, parts in results.items():
-        total = sum(parts.values())
+    for clock, title in (("wall", "wall-clock"), ("cpu", "this process's CPU time")):
+        base = sum(results["Gaussian PPO"][clock].values())
         print(
-            f"| {name} | {parts['env']:.3f} | {parts['sampling']:.3f} | {parts['update']:.3f} "
-            f"| {total:.3f} | {total / base:.2f} |"
+            f"{args.task}, {torch.get_num_threads()} thread(s); milliseconds per environment step, "
+            f"{title}"
         )
+        print("| arm | env | action sampling | update | total | warm-up (s) | x Gaussian PPO |")
+        print("|---|---|---|---|---|---|---|")
+        for name, result in results.items():
+            parts = result[clock]
+            total = sum(parts.values())
+            print(
+                f"| {name} | {parts['env']:.3f} | {parts['sampling']:.3f} | {parts['update']:.3f} "
+                f"| {total:.3f} | {result['warm_up']:.0f} | {total / base:.2f} |"
+            )
+        print()
 
 
 if __name__ == "__main__":

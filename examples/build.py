@@ -113,6 +113,7 @@ def build_policy(cfg: DictConfig, env: EnvBase) -> ChainPolicy:
         learn_scale=p.learn_scale,
         min_std=p.min_std,
         max_std=p.max_std,
+        autocast=None if p.autocast is None else getattr(torch, p.autocast),
         validate_args=False,  # the check syncs the host on every get_dist in the update
     )
 
@@ -271,9 +272,11 @@ def build_loss(
 
 def build_optimizer(cfg: DictConfig, loss: LossModule, critic) -> torch.optim.Adam:
     """Adam over the loss's parameters at ``cfg.lr``; with ``cfg.critic_lr`` set, the critic's
-    parameters form a second group at that rate (DPPO: actor 1e-4, critic 1e-3)."""
+    parameters form a second group at that rate (DPPO: actor 1e-4, critic 1e-3). ``fused``: one
+    kernel for all parameters (on a CPU ~5x faster than Adam's loop over them, to rounding the
+    same)."""
     if cfg.critic_lr is None:
-        return torch.optim.Adam(loss.parameters(), lr=cfg.lr, eps=1e-5)
+        return torch.optim.Adam(loss.parameters(), lr=cfg.lr, eps=1e-5, fused=True)
     critic_ids = {id(p) for p in critic.parameters()}
     others = [p for p in loss.parameters() if id(p) not in critic_ids]
     critic_params = [p for p in loss.parameters() if id(p) in critic_ids]
@@ -283,4 +286,4 @@ def build_optimizer(cfg: DictConfig, loss: LossModule, critic) -> torch.optim.Ad
             "functional copy?), so they cannot get their own rate; set critic_lr=null"
         )
     groups = [{"params": others}, {"params": critic_params, "lr": cfg.critic_lr}]
-    return torch.optim.Adam(groups, lr=cfg.lr, eps=1e-5)
+    return torch.optim.Adam(groups, lr=cfg.lr, eps=1e-5, fused=True)

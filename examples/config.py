@@ -122,6 +122,9 @@ class DiffusionPolicyConfig(PolicyConfig):
     learn_scale: bool = True  # learned per-step, per-dimension log-scale factor
     min_std: float = checked(0.05, gt=0)  # clamp of the learned scale factor
     max_std: float = checked(1.0, gt=0)
+    # The denoiser network alone under torch.autocast in this dtype (for GPUs; slower on CPUs);
+    # transitions, log-probs, KLs and the projection stay float32. null: float32 throughout.
+    autocast: str | None = checked(None, choices=("bfloat16",))
 
 
 @dataclass
@@ -278,6 +281,16 @@ class Config:
     resume: bool = False
     logger: str = checked("csv", choices=("csv", "tensorboard", "wandb"))
     progress_bar: bool = True
+    # torch.compile of the policy's sampling and of the loss's forward+backward (parameters and
+    # checkpoint keys unchanged; examples/compiling.py). It pays on long runs: compiling takes
+    # minutes on a CPU (1-7 on a busy 2-core machine) and then cuts TruDi's update by about a
+    # fifth there (benchmarks/results/overhead.md); on GPUs also "reduce-overhead". Off by default.
+    compile: bool = False
+    # torch.compile's mode: "reduce-overhead" adds CUDA graphs (on CUDA; as "default" on a CPU).
+    compile_mode: str = checked(
+        "default",
+        choices=("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"),
+    )
     critic: CriticConfig = field(default_factory=CriticConfig)
     env: EnvConfig = MISSING
     policy: PolicyConfig = MISSING

@@ -58,6 +58,7 @@ from examples.build import (
     build_value_estimator,
 )
 from examples.checkpoint import rng_state, save_checkpoint, set_rng_state
+from examples.compiling import compile_for_training
 from examples.config import CONFIG_DIR, ConfigError, validate
 from examples.envs import env_options, env_state, load_env_state, make_env, normalizer
 from examples.evaluate import evaluate
@@ -165,6 +166,8 @@ def train(
     critic = build_critic(cfg, env)
     loss = build_loss(cfg, policy, critic)
     distributed.broadcast_parameters(loss)
+    if cfg.compile:
+        compile_for_training(policy, loss, cfg.compile_mode)
     advantage = build_value_estimator(cfg, loss, critic)
     optimizer = build_optimizer(cfg, loss, critic)
     schedule = torch.optim.lr_scheduler.LambdaLR(

@@ -60,3 +60,12 @@ def test_small_covariance_kl_accurate_in_float32():
 def test_log_ratio_penalty_continuous_and_exact():
     u = torch.linspace(-0.5, 0.5, 20001, dtype=torch.float64)
     torch.testing.assert_close(log_ratio_penalty(u), u - torch.log1p(u), rtol=1e-9, atol=1e-18)
+
+
+def test_log_ratio_penalty_gradient_finite_from_near_minus_one_to_huge():
+    """Both branches are evaluated everywhere; the unselected one must not poison the gradient."""
+    u = torch.cat([torch.linspace(-0.999, 0.5, 1001), torch.logspace(0, 30, 31)]).double()
+    u.requires_grad_()
+    (grad,) = torch.autograd.grad(log_ratio_penalty(u).sum(), u)
+    assert grad.isfinite().all()
+    torch.testing.assert_close(grad, u.detach() / (1 + u.detach()), rtol=1e-6, atol=1e-12)

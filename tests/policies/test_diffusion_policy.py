@@ -193,4 +193,11 @@ def test_denoiser_input_layer_is_one_linear_map_on_the_concatenation(n_agents):
         h = torch.einsum("...ni,nio->...no", inputs, net.input.weight) + net.input.bias
     h = net.blocks(h)
     expected = net.output(net.activation(net.output_norm(h)))
-    torch.testing.assert_close(net(observation, sample, timestep), expected)
+    actual = net(observation, sample, timestep)
+    torch.testing.assert_close(actual, expected)
+    # And the same gradients for every parameter.
+    weights = torch.randn_like(expected)
+    grads = torch.autograd.grad((actual * weights).sum(), list(net.parameters()))
+    expected_grads = torch.autograd.grad((expected * weights).sum(), list(net.parameters()))
+    for (name, _), a, b in zip(net.named_parameters(), grads, expected_grads, strict=True):
+        torch.testing.assert_close(a, b, msg=name)

@@ -62,7 +62,7 @@ import torch
 from torch import Tensor
 
 from trudi.constraints.base import Z_MAX
-from trudi.constraints.divergences import SERIES_THRESHOLD, log_ratio_penalty
+from trudi.constraints.divergences import SERIES_THRESHOLD, log_ratio_series
 
 __all__ = ["kl_cov_projection"]
 
@@ -75,9 +75,11 @@ def _penalty(u: Tensor, y: Tensor) -> Tensor:
     is far below its behaviour one (``u → -1``), which in float32 costs all digits of the log at a
     scale ratio of 1e-3, while ``y >= 0`` is exact there.
     """
+    small = u.abs() < SERIES_THRESHOLD
     # log(1/(1 + u)) = log1p(y) = -log1p(u): take the log1p of whichever of u, y is positive.
     log_q = torch.copysign(torch.log1p(torch.maximum(u, y)), y)
-    return torch.where(u.abs() < SERIES_THRESHOLD, log_ratio_penalty(u), u + log_q)
+    # The series alone where it is used: the direct branch of log_ratio_penalty would be discarded.
+    return torch.where(small, log_ratio_series(u * small), u + log_q)
 
 
 def _precision_gap(scale: Tensor, old_scale: Tensor) -> Tensor:
@@ -112,12 +114,15 @@ def _solve_multiplier(
     for _ in range(iterations):
         eta = kappa * torch.expm1(z)
         w = (1.0 + eta).reciprocal()
+        eta_w = eta * w
         y = w * gap  # Λ̃/Λ_o - 1
-        u = y / (-w * ratio - eta * w)  # Λ_o/Λ̃ - 1
+        # Λ_o/Λ̃ - 1 = -y/(w r + η w), the value of y/(-w r - η w) ((-a) - b = -(a + b)
+        # exactly) in fewer ops; addcmul may fuse the multiply-add, a last-bit difference.
+        u = y.div(torch.addcmul(eta_w, w, ratio)).neg_()
         c = 0.5 * _penalty(u, y).sum(dims, keepdim=True)
         excess = torch.log(c) - log_bound
         # dF/dz = -½ w (η + κ) Σ u² / c, with Σ u² / c = ((Σ (u/m)² · m) / c) · m.
-        s = (u * inv_m).square().sum(dims, keepdim=True)
+        s = (u * inv_m).square_().sum(dims, keepdim=True)
         slope = -0.5 * w * (eta + kappa) * ((s * m) / c) * m
         infeasible = excess > 0
         unvisited = unvisited & infeasible

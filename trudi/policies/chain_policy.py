@@ -33,6 +33,15 @@ def _require(tensordict: TensorDictBase, key: NestedKey, field: str) -> torch.Te
     return read_key(tensordict, key, field, reader="policy")
 
 
+def _draw(
+    policy: ChainPolicy, observation: torch.Tensor, explore: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    # A function of the policy rather than a bound method, so that a compiled copy serves a deep
+    # copy of the policy too (with that copy's parameters: compilation guards on the module).
+    with torch.no_grad():
+        return policy._sample(observation, explore)
+
+
 class ChainPolicy(TensorDictModuleBase):
     """Base class of :class:`DiffusionPolicy` and :class:`GaussianPolicy` (a chain with K = 1).
 
@@ -65,6 +74,8 @@ class ChainPolicy(TensorDictModuleBase):
 
     The learned scale (where there is one) is clamped to [``min_std``, ``max_std``], checked here
     for every head.
+
+    :meth:`compile_sampling` compiles the chain sampling of ``forward`` with ``torch.compile``.
     """
 
     def __init__(
@@ -100,6 +111,30 @@ class ChainPolicy(TensorDictModuleBase):
         self.max_std = float(max_std)
         self.tensor_keys = ChainKeys(observation=observation_key, action=action_key)
         self._refresh_keys()
+        self._draw = _draw
+        self._copy_draws = False
+
+    def compile_sampling(self, **compile_kwargs) -> ChainPolicy:
+        """Compile the chain sampling of :meth:`forward` with ``torch.compile(**compile_kwargs)``.
+
+        What is compiled is the draw itself (the K denoiser calls, transitions and log-probs,
+        under ``torch.no_grad()``), not the tensordict reads and writes around it; nothing is
+        wrapped, so parameters, buffers and ``state_dict`` keys are unchanged and checkpoints load
+        into a compiled or an eager policy alike (as ``nn.Module.compile``). With
+        ``mode="reduce-overhead"`` (CUDA graphs on CUDA) the draws are copied out of the graphs'
+        memory pool before they are written, since the next replay reuses it. :meth:`get_dist`
+        is not affected (compile the loss for the update). Returns the policy.
+
+        Example:
+            >>> from trudi.policies import DenoiserMLP, DiffusionPolicy
+            >>> from trudi.samplers import AncestralSampler, CosineSchedule
+            >>> policy = DiffusionPolicy(DenoiserMLP(3, 2, 5), AncestralSampler(CosineSchedule(5)))
+            >>> policy.compile_sampling(dynamic=True) is policy
+            True
+        """
+        self._draw = torch.compile(_draw, **compile_kwargs)
+        self._copy_draws = compile_kwargs.get("mode") in ("reduce-overhead", "max-autotune")
+        return self
 
     def set_keys(self, keys: ChainKeys | None = None, /, **names: NestedKey) -> ChainPolicy:
         """Rename tensordict keys: ``set_keys(chain=("agents", "diffusion", "chain"))``, or all at
@@ -159,8 +194,11 @@ class ChainPolicy(TensorDictModuleBase):
         observation = _require(tensordict, keys.observation, "observation")
         mode = interaction_type()
         explore = (self.default_interaction_type if mode is None else mode) in _RANDOM
-        with torch.no_grad():
-            chain, loc, scale, chain_log_prob = self._sample(observation, explore)
+        chain, loc, scale, chain_log_prob = self._draw(self, observation, explore)
+        if self._copy_draws:
+            chain, loc, scale, chain_log_prob = (
+                x.clone() for x in (chain, loc, scale, chain_log_prob)
+            )
         tensordict.set(keys.action, self.squash(chain[..., -1, :]))
         tensordict.set(keys.chain, chain)
         tensordict.set(keys.loc, loc)

@@ -162,32 +162,37 @@ class DenoiserMLP(nn.Module):
         self.activation = activation()
         self.output = make_linear(hidden_dim, action_dim)
 
-    def _input(self, observation: torch.Tensor, rest: torch.Tensor) -> torch.Tensor:
-        """The input layer on ``[observation, sample, embedding]``, without expanding the observation.
+    def _input(
+        self, observation: torch.Tensor, sample: torch.Tensor, timestep: torch.Tensor
+    ) -> torch.Tensor:
+        """The input layer on ``[observation, sample, step embedding]``, ``[*N, H]``, in three parts.
 
-        The observation's share of the product is computed once per observation ``[*B, H]`` and
-        broadcast over the sample's extra leading dims (the K teacher-forced steps, best-of-N
-        candidates) — the same function and parameters as one linear layer on the concatenation,
-        at a fraction of its cost when the observation is wide.
+        The same function and parameters as one linear layer on the concatenation, without
+        forming it: the observation's share is computed once per observation ``[*B, H]`` and the
+        embedding's once per timestep (a ``[T + 1, H]`` table, looked up), both broadcast over the
+        sample's extra leading dims (the K teacher-forced steps, best-of-N candidates); only the
+        sample's share is a product per row. At a fraction of the cost when the observation is
+        wide, and with no concatenated copy or per-row embedding gradient.
         """
-        split, weight = self.observation_dim, self.input.weight
+        obs, act, weight = self.observation_dim, self.action_dim, self.input.weight
+        batch_shape = sample.shape[:-1]
         if self.n_agents is None:
-            obs_part = F.linear(observation, weight[:, :split])
-            return F.linear(rest, weight[:, split:], self.input.bias) + obs_part
-        obs_part = torch.einsum("...ni,nio->...no", observation, weight[:, :split])
-        return (
-            torch.einsum("...ni,nio->...no", rest, weight[:, split:]) + self.input.bias + obs_part
-        )
+            steps = F.linear(self.step_embedding.weight, weight[:, obs + act :], self.input.bias)
+            # F.embedding rather than steps[timestep]: a 0-dim index would be a host sync.
+            shared = F.linear(observation, weight[:, :obs]) + F.embedding(timestep, steps)
+            shared = shared.expand(*batch_shape, -1).reshape(-1, shared.shape[-1])
+            # The sample's share accumulated onto the rest by the matmul itself.
+            h = torch.addmm(shared, sample.reshape(-1, act), weight[:, obs : obs + act].T)
+            return h.view(*batch_shape, -1)
+        embedding = self.step_embedding(timestep.expand(batch_shape))
+        rest = torch.cat([sample, embedding], dim=-1)
+        obs_part = torch.einsum("...ni,nio->...no", observation, weight[:, :obs])
+        return torch.einsum("...ni,nio->...no", rest, weight[:, obs:]) + self.input.bias + obs_part
 
     def forward(
         self, observation: torch.Tensor, sample: torch.Tensor, timestep: torch.Tensor
     ) -> torch.Tensor:
         """Denoise ``sample`` ``[*N, A]`` at ``timestep`` given ``observation`` ``[*B, O]``."""
-        batch_shape = sample.shape[:-1]
-        if self.n_agents is None:
-            embedding = self.step_embedding(timestep).expand(*batch_shape, -1)
-        else:
-            embedding = self.step_embedding(timestep.expand(batch_shape))
-        h = self._input(observation, torch.cat([sample, embedding], dim=-1))
-        h = self.blocks(h.expand(*batch_shape, -1))
+        h = self._input(observation, sample, timestep)
+        h = self.blocks(h.expand(*sample.shape[:-1], -1))
         return self.output(self.activation(self.output_norm(h)))

@@ -67,6 +67,10 @@ class DiffusionPolicy(ChainPolicy):
         observation_key: the observation key; other keys via :meth:`set_keys`.
         action_key: the action key.
         default_interaction_type: interaction type outside ``set_interaction_type``.
+        autocast: run the denoiser network under ``torch.autocast`` with this dtype (e.g.
+            ``torch.bfloat16`` on GPUs) and cast its output back to the chain's dtype, so the
+            transitions, log-probs and everything a loss computes from them (KLs, the
+            projection) stay in float32; ``None`` (default) runs it in the chain's dtype.
         validate_args: check ``scale`` > 0 in ``get_dist`` (a device sync, on by default as
             everywhere in trudi; the scales are floored by construction, so switch it off in
             compiled or latency-critical code).
@@ -104,6 +108,7 @@ class DiffusionPolicy(ChainPolicy):
         observation_key: NestedKey = "observation",
         action_key: NestedKey = "action",
         default_interaction_type: InteractionType = InteractionType.DETERMINISTIC,
+        autocast: torch.dtype | None = None,
         validate_args: bool = True,
     ) -> None:
         if not isinstance(sampler, Sampler):
@@ -158,7 +163,14 @@ class DiffusionPolicy(ChainPolicy):
             min_std=min_std,
             max_std=max_std,
         )
+        if autocast is not None and not (
+            isinstance(autocast, torch.dtype) and autocast.is_floating_point
+        ):
+            raise ValueError(
+                f"autocast must be None or a floating torch.dtype (torch.bfloat16), got {autocast!r}."
+            )
         self.denoiser = denoiser
+        self.autocast = autocast
         self.sampler = sampler
         self.eval_sampler = eval_sampler
         denoiser_agents = getattr(denoiser, "n_agents", None)
@@ -177,6 +189,17 @@ class DiffusionPolicy(ChainPolicy):
         else:
             self.log_scale = None
 
+    def _denoise(
+        self, observation: torch.Tensor, sample: torch.Tensor, timestep: torch.Tensor
+    ) -> torch.Tensor:
+        """The denoiser's output ``[*N, A]`` in the dtype of ``sample``, under :attr:`autocast`."""
+        if self.autocast is None:
+            return self.denoiser(observation, sample, timestep)
+        with torch.autocast(sample.device.type, dtype=self.autocast):
+            denoised = self.denoiser(observation, sample, timestep)
+        # Cast back before the sampler: every transition, log-prob, KL and projection in float32.
+        return denoised.to(sample.dtype)
+
     def _learned_scale(self, scale: torch.Tensor, step: int | torch.Tensor) -> torch.Tensor:
         if self.log_scale is None:
             return scale
@@ -189,7 +212,7 @@ class DiffusionPolicy(ChainPolicy):
     def _sample(
         self, observation: torch.Tensor, explore: bool
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        denoise = ConditionedDenoiser(self.denoiser, observation)
+        denoise = ConditionedDenoiser(self._denoise, observation)
         shape = (*observation.shape[:-1], self.action_dim)
         if explore:
             prior = torch.randn(shape, dtype=observation.dtype, device=observation.device)
@@ -205,14 +228,14 @@ class DiffusionPolicy(ChainPolicy):
     def _transitions(
         self, observation: torch.Tensor, chain: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        denoise = ConditionedDenoiser(self.denoiser, observation)
+        denoise = ConditionedDenoiser(self._denoise, observation)
         _, loc, scale = self.sampler.rescore_chain(denoise, chain, scale_fn=self._learned_scale)
         return loc, scale
 
     def transition(
         self, observation: torch.Tensor, sample: torch.Tensor, step: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        denoised = self.denoiser(observation, sample, self.sampler.timesteps[step])
+        denoised = self._denoise(observation, sample, self.sampler.timesteps[step])
         loc, scale = self.sampler.transition(denoised, step, sample, sampling=True)
         return loc, self._learned_scale(scale, step)
 
