@@ -1,22 +1,33 @@
 """Learning benchmark: TruDi, pathwise TruDi, REPPO, Gaussian PPO/TRPL and DPPO on Gymnasium MuJoCo v5.
 
-    python -m benchmarks.learning                                   # 5 tasks x 4 arms x 3 seeds, 1M steps
+    python -m benchmarks.learning                                   # 5 tasks x 6 arms x 3 seeds, 1M steps
     python -m benchmarks.learning --tasks halfcheetah --arms trudi ppo --seeds 0 --jobs 2
     python -m benchmarks.learning --report-only                     # table and plots from the CSVs
 
 Every run is ``python -m examples.train`` with the same configuration apart from the arm
-(``algo``; for pathwise TruDi also ``algo.trust_region``), so the arms share environment steps,
-optimizer and evaluation protocol; the likelihood-ratio arms (TruDi, PPO, TRPL, DPPO) also share
-the V critic and GAE, the pathwise ones (pathwise TruDi, REPPO) a Q critic on soft λ-returns.
-Runs go one after another (``--jobs`` at a time, each on one thread), each in its own
-process and run directory (``--runs``/<task>/<arm>/seed<seed>); a run whose CSV already exists is
-skipped, so an interrupted benchmark continues where it stopped (and a run with a checkpoint
-resumes it with ``resume=true``). Written under ``benchmarks/results/learning/``:
+(``algo`` and the arm's own settings in ``examples/conf/algo/``; for pathwise TruDi also
+``algo.trust_region``), so the arms share the environment, the step budget and the evaluation
+protocol; the likelihood-ratio arms (TruDi, PPO, TRPL, DPPO) also share the V critic and GAE, the
+pathwise ones (pathwise TruDi, REPPO) a Q critic on soft λ-returns. ``pathwise`` is pathwise TruDi
+in its split mode (the paper's gate), its table arm; ``pathwise-split`` and ``pathwise-projection``
+compare the two modes. Runs go one after another (``--jobs`` at a time, each on one thread), each
+in its own process and run directory (``--runs``/<task>/<arm>/seed<seed>); a run whose CSV already
+exists is skipped, so an interrupted benchmark continues where it stopped (and a run with a
+checkpoint resumes it with ``resume=true``). Arms collect different batches per iteration (DPPO
+10,000 steps, REPPO 131,072), so evaluations are placed in environment steps
+(``--eval-every-frames``, rounded to whole iterations of each arm) unless ``--eval-every`` gives
+iterations. Written under ``benchmarks/results/learning/``:
 
 - ``<task>/<arm>-seed<seed>.csv``: env steps, wall-clock (training time, s), evaluation return with
   the deterministic sampler and with the stochastic one;
-- ``table.md``: mean ± std over seeds of both evaluation returns at the budget, per task and arm;
+- ``table.md``: mean ± std over seeds of both evaluation returns at the budget, per task and arm,
+  the time to target (below), and the RL Baselines3 Zoo's tuned PPO as an external row;
 - ``<task>.png``: learning curves (deterministic evaluation, mean ± std over seeds).
+
+Time to target: the training wall-clock (minutes, mean over seeds) at the first evaluation point
+where the arm's mean deterministic return over seeds reaches the Gaussian PPO arm's final mean
+return on that task; evaluation points only, nothing interpolated; "not reached" if it never does,
+"–" without Gaussian PPO runs. Seeds are aligned by evaluation index, over the shortest seed.
 """
 
 from __future__ import annotations
@@ -39,9 +50,18 @@ ROOT = Path(__file__).resolve().parents[1]
 # Arm: its name in tables, and the overrides that select it.
 ARMS = {
     "trudi": ("TruDi", ["algo=trudi"]),
+    "pathwise": (
+        "Pathwise TruDi",
+        ["algo=trudi_pathwise", "algo.trust_region=split", "algo.name=pathwise"],
+    ),
+    "reppo": ("REPPO", ["algo=reppo"]),
     "ppo": ("Gaussian PPO", ["algo=ppo"]),
     "trpl": ("Gaussian TRPL", ["algo=trpl"]),
-    "dppo": ("DPPO", ["algo=dppo"]),
+    # DPPO's published loss and per-sample settings (examples/conf/algo/dppo.yaml) with TruDi's
+    # denoiser width and a 50 x 200 rollout (the same 10,000 env steps and 5,000-pair minibatches
+    # per iteration): the published 512-wide denoiser over 10 x 1,000 steps costs ~3 h per 1M-step
+    # run on one CPU thread (docs/dppo.md), 128 wide over 50 envs ~16x less.
+    "dppo": ("DPPO", ["algo=dppo", "policy.hidden_dim=128", "num_envs=50", "rollout_length=200"]),
     "pathwise-split": (
         "Pathwise TruDi (split)",
         ["algo=trudi_pathwise", "algo.trust_region=split", "algo.name=pathwise-split"],
@@ -50,15 +70,42 @@ ARMS = {
         "Pathwise TruDi (projection)",
         ["algo=trudi_pathwise", "algo.trust_region=projection", "algo.name=pathwise-projection"],
     ),
-    "reppo": ("REPPO", ["algo=reppo"]),
 }
-DEFAULT_ARMS = ("trudi", "ppo", "trpl", "dppo")
+DEFAULT_ARMS = ("trudi", "pathwise", "reppo", "ppo", "trpl", "dppo")
+TARGET_ARM = "ppo"  # the time-to-target column's reference: its final mean return
 TASKS = ("halfcheetah", "hopper", "walker2d", "ant", "humanoid")
 FIELDS = ("frames", "wall_clock", "eval_return_deterministic", "eval_return_stochastic")
+# RL Baselines3 Zoo's tuned PPO at 1M steps on Gym v3: one trained agent each, mean ± std over its
+# 150-175 evaluation episodes (DLR-RM/rl-baselines3-zoo, benchmark.md). It has no PPO Humanoid entry.
+ZOO_PPO = {
+    "halfcheetah": (5819.099, 663.530),
+    "hopper": (2410.435, 10.026),
+    "walker2d": (3478.798, 821.708),
+    "ant": (1327.158, 451.577),
+}
+ZOO_LABEL = "RL Zoo PPO (external)"
 
 
-def run_one(task: str, arm: str, seed: int, args: argparse.Namespace) -> Path:
-    """Train one (task, arm, seed) and write its CSV; returns the CSV path."""
+def frames_per_iteration(task: str, arm: str, overrides: list[str]) -> int:
+    """``num_envs x rollout_length`` of the arm's composed config (``hydra.*`` overrides aside)."""
+    from examples.config import compose_config
+
+    extra = [o for o in overrides if not o.startswith("hydra.")]
+    cfg = compose_config(f"env={task}", *ARMS[arm][1], *extra)
+    return cfg.num_envs * cfg.rollout_length
+
+
+def eval_every(task: str, arm: str, args: argparse.Namespace) -> int:
+    """Iterations between evaluations: ``--eval-every``, else ``--eval-every-frames`` rounded."""
+    if args.eval_every is not None:
+        return args.eval_every
+    per_iteration = frames_per_iteration(task, arm, args.overrides)
+    return max(1, round(args.eval_every_frames / per_iteration))
+
+
+def run_one(task: str, arm: str, seed: int, every: int, args: argparse.Namespace) -> Path:
+    """Train one (task, arm, seed), evaluating every ``every`` iterations, and write its CSV;
+    returns the CSV path."""
     out_csv = args.out / task / f"{arm}-seed{seed}.csv"
     if out_csv.exists():
         return out_csv
@@ -72,7 +119,7 @@ def run_one(task: str, arm: str, seed: int, args: argparse.Namespace) -> Path:
         *ARMS[arm][1],
         f"seed={seed}",
         f"total_frames={args.frames}",
-        f"eval_every={args.eval_every}",
+        f"eval_every={every}",
         f"eval_episodes={args.eval_episodes}",
         "progress_bar=false",
         f"resume={str(resume).lower()}",
@@ -111,23 +158,77 @@ def mean_std(values: list[float]) -> str:
     return f"{statistics.mean(values):.0f} ± {std:.0f} (n={len(values)})"
 
 
-def write_table(out: Path, tasks, arms) -> None:
+def mean_curve(runs: list[list[dict[str, float]]], field: str) -> list[float]:
+    """``field``'s mean over seeds at each evaluation point, over the shortest seed."""
+    length = min(len(r) for r in runs)
+    return [statistics.mean(r[i][field] for r in runs) for i in range(length)]
+
+
+def time_to_target(runs: list[list[dict[str, float]]], target: float) -> float | None:
+    """Minutes of training (mean over seeds) at the first evaluation point where the mean
+    deterministic return over seeds is >= ``target``; ``None`` if it never is."""
+    returns = mean_curve(runs, "eval_return_deterministic")
+    wall_clock = mean_curve(runs, "wall_clock")
+    for value, seconds in zip(returns, wall_clock, strict=True):
+        if value >= target:
+            return seconds / 60
+    return None
+
+
+def table_lines(out: Path, tasks, arms) -> list[str]:
+    """The rows of ``table.md``: every (task, arm) with runs, then the task's external row."""
     lines = [
-        "| task | arm | deterministic eval | stochastic eval | env steps | wall-clock (min) |",
-        "|---|---|---|---|---|---|",
+        "| task | arm | deterministic eval | stochastic eval | env steps | wall-clock (min) "
+        "| time to PPO's final (min) |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for task, arm in itertools.product(tasks, arms):
-        runs = read_runs(out, task, arm)
-        if not runs:
-            continue
-        finals = [r[-1] for r in runs]
-        lines.append(
-            f"| {task} | {ARMS[arm][0]} | {mean_std([f['eval_return_deterministic'] for f in finals])} "
-            f"| {mean_std([f['eval_return_stochastic'] for f in finals])} "
-            f"| {int(statistics.mean(f['frames'] for f in finals)):,} "
-            f"| {statistics.mean(f['wall_clock'] for f in finals) / 60:.1f} |"
+    for task in tasks:
+        reference = read_runs(out, task, TARGET_ARM)
+        target = (
+            statistics.mean(r[-1]["eval_return_deterministic"] for r in reference)
+            if reference
+            else None
         )
-    (out / "table.md").write_text("\n".join(lines) + "\n")
+        rows = []
+        for arm in arms:
+            runs = read_runs(out, task, arm)
+            if not runs:
+                continue
+            finals = [r[-1] for r in runs]
+            if target is None:
+                reached = "–"
+            else:
+                minutes = time_to_target(runs, target)
+                reached = "not reached" if minutes is None else f"{minutes:.1f}"
+            rows.append(
+                f"| {task} | {ARMS[arm][0]} "
+                f"| {mean_std([f['eval_return_deterministic'] for f in finals])} "
+                f"| {mean_std([f['eval_return_stochastic'] for f in finals])} "
+                f"| {int(statistics.mean(f['frames'] for f in finals)):,} "
+                f"| {statistics.mean(f['wall_clock'] for f in finals) / 60:.1f} | {reached} |"
+            )
+        if rows and task in ZOO_PPO:
+            mean, std = ZOO_PPO[task]
+            rows.append(
+                f"| {task} | {ZOO_LABEL} | {mean:.0f} ± {std:.0f} (1 run) | – | 1,000,000 | – | – |"
+            )
+        lines += rows
+    return lines
+
+
+NOTES = f"""
+Time to PPO's final: training minutes (mean over seeds) at the first evaluation point where the
+arm's mean deterministic return over seeds reaches Gaussian PPO's final mean return on the task
+(evaluation points only, no interpolation; "not reached" if it never does, "–" without PPO runs).
+{ZOO_LABEL}: RL Baselines3 Zoo's tuned PPO, Gym v3 tasks, 1M steps, one trained
+agent per task, mean ± std over its 150–175 evaluation episodes (DLR-RM/rl-baselines3-zoo,
+`benchmark.md`); the Zoo has no PPO Humanoid entry.
+"""
+
+
+def write_table(out: Path, tasks, arms) -> None:
+    lines = table_lines(out, tasks, arms)
+    (out / "table.md").write_text("\n".join(lines) + "\n" + NOTES)
     print("\n".join(lines))
 
 
@@ -157,6 +258,8 @@ def plot(out: Path, tasks, arms) -> None:
                 alpha=0.2,
                 color=colour,
             )
+        if ax.lines and task in ZOO_PPO:
+            ax.axhline(ZOO_PPO[task][0], color="grey", linestyle="--", label=f"{ZOO_LABEL}, 1M")
         if ax.lines:
             ax.set_xlabel("environment steps")
             ax.set_ylabel("evaluation return (deterministic)")
@@ -174,7 +277,15 @@ def main() -> None:
     parser.add_argument("--arms", nargs="+", default=list(DEFAULT_ARMS), choices=list(ARMS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--frames", type=int, default=1_000_000)
-    parser.add_argument("--eval-every", type=int, default=25, help="iterations between evaluations")
+    parser.add_argument(
+        "--eval-every-frames",
+        type=int,
+        default=102_400,
+        help="env steps between evaluations, rounded to whole iterations of each arm",
+    )
+    parser.add_argument(
+        "--eval-every", type=int, default=None, help="iterations between evaluations (overrides)"
+    )
     parser.add_argument("--eval-episodes", type=int, default=8)
     parser.add_argument("--jobs", type=int, default=1, help="runs at a time (one thread each)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "learning")
@@ -195,8 +306,11 @@ def main() -> None:
         (task, arm, seed)
         for seed, task, arm in itertools.product(args.seeds, args.tasks, args.arms)
     ]
+    # Composed here, not in the worker threads: Hydra's global state is not thread-safe.
+    every = {(t, a): eval_every(t, a, args) for t, a in itertools.product(args.tasks, args.arms)}
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        for future in [pool.submit(run_one, *run, args) for run in runs]:
+        futures = [pool.submit(run_one, t, a, s, every[t, a], args) for t, a, s in runs]
+        for future in futures:
             future.result()
     write_table(args.out, args.tasks, args.arms)
     plot(args.out, args.tasks, args.arms)

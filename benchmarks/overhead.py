@@ -26,11 +26,17 @@ import torch
 from hydra import compose, initialize_config_dir
 from tensordict.nn import InteractionType, set_interaction_type
 
-from examples.build import build_critic, build_loss, build_policy, build_value_estimator
+from examples.build import (
+    build_critic,
+    build_loss,
+    build_optimizer,
+    build_policy,
+    build_value_estimator,
+)
 from examples.compiling import compile_for_training
 from examples.config import CONFIG_DIR
 from examples.envs import make_env
-from examples.update import make_optimizer, update
+from examples.update import update
 
 # The pathwise arm on this benchmark's batch (its own defaults are 1024 envs x 128 steps).
 _BATCH = ["num_envs=64", "rollout_length=64", "minibatches=8", "epochs=5"]
@@ -59,7 +65,7 @@ def time_arm(cfg, iterations: int) -> dict[str, dict[str, float]]:
     if cfg.compile:
         compile_for_training(policy, loss, cfg.compile_mode)
     advantage = build_value_estimator(cfg, loss, critic)
-    optimizer = make_optimizer(cfg, loss)
+    optimizer = build_optimizer(cfg, loss, critic)
     frames = cfg.num_envs * cfg.rollout_length
     totals = {clock: dict.fromkeys(PARTS, 0.0) for clock in CLOCKS}
     td = env.reset()

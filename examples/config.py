@@ -205,9 +205,24 @@ class TruDiAlgoConfig(AlgoConfig):
 
 @dataclass
 class DPPOAlgoConfig(AlgoConfig):
-    clip_epsilon: float = checked(0.2, gt=0)  # clip of the last denoising step
-    clip_epsilon_first: float = checked(0.05, gt=0)  # of the first (noisiest); exponential between
-    denoising_discount: float = checked(0.99, gt=0, le=1)  # advantage discount per denoising step
+    """DPPO (``docs/dppo.md``). Defaults: DPPO's from-scratch Gym configs
+    (irom-princeton/dppo ``cfg/gym/scratch/*/ppo_diffusion_mlp.yaml``), names in brackets."""
+
+    # clamped_mean: DPPO's per-dimension log-probs, clamped and averaged over the action dims;
+    # joint: the transition's summed, unclamped log-prob (trudi's earlier variant)
+    ratio: str = checked("clamped_mean", choices=("clamped_mean", "joint"))
+    clip_epsilon: float = checked(0.1, gt=0)  # clip of the last denoising step (clip_ploss_coef)
+    # of the first fine-tuned (noisiest) step (clip_ploss_coef_base); exponential in between
+    clip_epsilon_first: float = checked(0.1, gt=0)
+    clip_rate: float = checked(3.0, gt=0)  # the schedule's exponent (clip_ploss_coef_rate)
+    # advantage discount per denoising step (gamma_denoising; 0.99 in DPPO's fine-tuning configs)
+    denoising_discount: float = checked(1.0, gt=0, le=1)
+    # the last steps that are trained (ft_denoising_steps); the earlier ones run a frozen copy of
+    # the denoiser (trudi.policies.FineTunedDenoiser). null: all K, as DPPO from scratch
+    ft_denoising_steps: int | None = checked(None, ge=1)
+    log_prob_min: float = -5.0  # clamp of the per-dimension log-probs (clamped_mean)
+    log_prob_max: float = 2.0
+    critic_coeff: float = checked(0.25, ge=0)  # DPPO's vf_coef 0.5 x its 0.5 * MSE
 
 
 @dataclass
@@ -253,8 +268,9 @@ class Config:
     gamma: float = checked(0.99, gt=0, le=1)  # discount
     lmbda: float = checked(0.95, ge=0, le=1)  # GAE lambda
     lr: float = checked(3.0e-4, gt=0)  # Adam learning rate, actor and critic
+    critic_lr: float | None = checked(None, gt=0)  # the critic's own learning rate (null: lr)
     lr_schedule: str = checked("linear", choices=("linear", "constant"))  # linear: to 0 at the end
-    max_grad_norm: float = checked(0.5, gt=0)  # global gradient-norm clip
+    max_grad_norm: float | None = checked(0.5, gt=0)  # global gradient-norm clip (null: none)
     eval_every: int = checked(
         25, ge=0
     )  # iterations between evaluations, and one at the end; 0: none
@@ -339,6 +355,23 @@ def _field_errors(node: DictConfig, prefix: str) -> list[str]:
     return errors
 
 
+def _dppo_errors(cfg: DictConfig) -> list[str]:
+    errors = []
+    a = cfg.algo
+    steps = cfg.policy.get("num_steps", 1)
+    if a.ft_denoising_steps is not None and a.ft_denoising_steps > steps:
+        errors.append(
+            f"algo.ft_denoising_steps: must be <= policy.num_steps = {steps}, "
+            f"got {a.ft_denoising_steps}"
+        )
+    if not a.log_prob_min < a.log_prob_max:
+        errors.append(
+            f"algo.log_prob_min: must be < algo.log_prob_max = {a.log_prob_max}, "
+            f"got {a.log_prob_min}"
+        )
+    return errors
+
+
 def validate(cfg: DictConfig) -> None:
     """Check every field's value and the relations between fields; raise one :class:`ConfigError`
     naming each bad field. Types and unknown fields were already checked by Hydra."""
@@ -355,6 +388,8 @@ def validate(cfg: DictConfig) -> None:
                 f"minibatches: must be <= the {frames_per_iteration:,} frames of an iteration, "
                 f"got {cfg.minibatches}"
             )
+        if cfg.algo.loss == "dppo":
+            errors += _dppo_errors(cfg)
         needed = _LOSS_POLICY.get(cfg.algo.loss)
         if needed is not None and cfg.policy.type != needed:
             errors.append(

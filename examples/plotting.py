@@ -17,6 +17,7 @@ _ARM_COLOURS = {
     "trpl": "C2",
     "dppo": "C3",
     "trudi_pathwise": "C4",
+    "pathwise": "C4",
     "pathwise-split": "C4",
     "pathwise-projection": "C6",
     "reppo": "C5",

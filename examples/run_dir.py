@@ -135,9 +135,11 @@ def trim_csv_logs(log_dir: Path, last_step: int) -> None:
             path.write_text("".join(kept))
 
 
-def resume_command(out_dir: Path, overrides: list[str], nproc: int = 1) -> str:
-    """The shell command that continues the run in ``out_dir`` launched with ``overrides`` (by
-    torchrun on ``nproc`` ranks if ``nproc > 1``)."""
+def resume_command(
+    out_dir: Path, overrides: list[str], nproc: int = 1, module: str = "examples.train"
+) -> str:
+    """The shell command that continues the run of ``python -m <module>`` in ``out_dir`` launched
+    with ``overrides`` (by torchrun on ``nproc`` ranks if ``nproc > 1``)."""
     python = sys.executable
     if Path(python).is_relative_to(Path.cwd()):
         python = os.path.relpath(python)
@@ -145,5 +147,5 @@ def resume_command(out_dir: Path, overrides: list[str], nproc: int = 1) -> str:
         o for o in overrides if o.split("=", 1)[0].lstrip("+~") not in ("resume", "hydra.run.dir")
     ]
     launcher = [python] if nproc == 1 else ["torchrun", "--standalone", f"--nproc_per_node={nproc}"]
-    words = [*launcher, "-m", "examples.train", *kept, "resume=true", f"hydra.run.dir={out_dir}"]
+    words = [*launcher, "-m", module, *kept, "resume=true", f"hydra.run.dir={out_dir}"]
     return shlex.join(words)

@@ -50,7 +50,13 @@ from torchrl.record.loggers import get_logger
 from tqdm import tqdm
 
 from examples import distributed
-from examples.build import build_critic, build_loss, build_policy, build_value_estimator
+from examples.build import (
+    build_critic,
+    build_loss,
+    build_optimizer,
+    build_policy,
+    build_value_estimator,
+)
 from examples.checkpoint import rng_state, save_checkpoint, set_rng_state
 from examples.compiling import compile_for_training
 from examples.config import CONFIG_DIR, ConfigError, validate
@@ -68,7 +74,7 @@ from examples.run_dir import (
     resume_command,
     trim_csv_logs,
 )
-from examples.update import make_optimizer, update
+from examples.update import update
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -163,7 +169,7 @@ def train(
     if cfg.compile:
         compile_for_training(policy, loss, cfg.compile_mode)
     advantage = build_value_estimator(cfg, loss, critic)
-    optimizer = make_optimizer(cfg, loss)
+    optimizer = build_optimizer(cfg, loss, critic)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda i: 1.0 - i / iterations if cfg.lr_schedule == "linear" else 1.0
     )

@@ -21,6 +21,7 @@ MODULES = [
     "trudi.policies.chain_normal",
     "trudi.policies.denoiser",
     "trudi.policies.diffusion_policy",
+    "trudi.policies.fine_tuned_denoiser",
     "trudi.policies.gaussian_policy",
     "trudi.policies.pseudo_log_prob",
     "trudi.policies.squash",

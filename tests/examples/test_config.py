@@ -45,11 +45,17 @@ def test_wrong_type_or_unknown_field_fails_at_composition(override, field):
         ("lr_schedule=cosine", "lr_schedule: must be one of ['linear', 'constant'], got 'cosine'"),
         ("gamma=1.5", "gamma: must be <= 1, got 1.5"),
         ("algo.denoising_discount=0", "algo.denoising_discount: must be > 0"),
+        (
+            "algo.ft_denoising_steps=11",
+            "algo.ft_denoising_steps: must be <= policy.num_steps = 10, got 11",
+        ),
+        ("algo.log_prob_min=3", "algo.log_prob_min: must be < algo.log_prob_max = 2.0, got 3.0"),
+        ("critic_lr=0", "critic_lr: must be > 0, got 0"),
         ("minibatches=65", "minibatches: must be <= the 64 frames of an iteration, got 65"),
     ],
 )
 def test_bad_value_is_named(override, message):
-    overrides = [override] if "denoising" not in override else ["algo=dppo", override]
+    overrides = ["algo=dppo", override] if override.startswith("algo.") else [override]
     with pytest.raises(ConfigError) as error:
         config(*overrides)
     assert message in str(error.value)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import pytest
 import torch
 from tensordict import TensorDict
@@ -62,12 +64,14 @@ class LossContract:
     """Subclasses implement ``make_loss(policy, critic, **kwargs)`` and list ``loss_names``.
 
     A loss with another kind of critic (Q(s, a)) or value estimator overrides ``make_critic`` and
-    ``value_estimator_type``.
+    ``value_estimator_type``; one that reads other stored behaviour keys lists them in
+    ``required_keys`` (each one missing must fail with its name).
     """
 
     loss_names: tuple[str, ...]
     actor_loss_names: tuple[str, ...]
     value_estimator_type = ValueEstimators.GAE
+    required_keys: ClassVar[tuple[str, ...]] = ("chain_log_prob",)
 
     def make_loss(self, policy, critic, **kwargs):
         raise NotImplementedError
@@ -160,7 +164,8 @@ class LossContract:
             torch.testing.assert_close(loss(td)[name], other(td)[name])
 
     def test_missing_key_is_named(self, policy):
-        td = with_advantage(collect(policy))
-        del td["diffusion", "chain_log_prob"]
-        with pytest.raises(KeyError, match="chain_log_prob"):
-            self.make_loss(policy, self.make_critic())(td)
+        for name in self.required_keys:
+            td = with_advantage(collect(policy))
+            del td["diffusion", name]
+            with pytest.raises(KeyError, match=name):
+                self.make_loss(policy, self.make_critic())(td)

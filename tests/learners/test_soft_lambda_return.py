@@ -58,6 +58,43 @@ def test_three_steps_by_hand(done, terminated, expected):
     torch.testing.assert_close(td["value_target"].flatten(), torch.tensor(expected))
 
 
+def test_agent_dim_after_time_is_not_taken_as_time():
+    """Multi-agent data ``[*B, T, n_agents, ·]`` under a ``[*B, T]`` tensordict: every agent's
+    targets are its own 3-step rollout's (here the same rollout for both agents)."""
+    single = rollout([False, True, False], [False, True, False])
+    agents = TensorDict(
+        {
+            "observation": single["observation"].unsqueeze(-2).expand(1, 3, 2, 2),
+            "next": {
+                k: single["next", k].unsqueeze(-2).expand(1, 3, 2, 1).clone()
+                for k in ("reward", "done", "terminated")
+            }
+            | {"observation": single["next", "observation"].unsqueeze(-2).expand(1, 3, 2, 2)},
+        },
+        [1, 3],
+    )
+    estimator = make_estimator()
+    estimator.set_keys(
+        observation="agent_obs", reward="agent_reward", done="agent_done", terminated="agent_term"
+    )
+    td = TensorDict(
+        {
+            "agent_obs": agents["observation"],
+            "next": {
+                "agent_obs": agents["next", "observation"],
+                "agent_reward": agents["next", "reward"],
+                "agent_done": agents["next", "done"],
+                "agent_term": agents["next", "terminated"],
+            },
+        },
+        [1, 3],
+    )
+    target = estimator(td)["value_target"]
+    assert target.shape == (1, 3, 2, 1)
+    for agent in range(2):
+        torch.testing.assert_close(target[0, :, agent, 0], torch.tensor([6.4, 2.0, 30.0]))
+
+
 def test_next_value_carries_the_entropy_bonus():
     estimator = make_estimator(temperature=0.3)
     observation = torch.randn(5, 2)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from tensordict import TensorDict
@@ -89,6 +91,36 @@ def test_per_agent_parameters_differ_between_agents():
     shared = DenoiserMLP(OBS, A, K, hidden_dim=16, num_blocks=1)
     out = shared(same_input, torch.zeros(2, A), torch.tensor(3))
     torch.testing.assert_close(out[0], out[1])
+
+
+@pytest.mark.parametrize("per_agent_weights", [False, True])
+def test_per_agent_learned_scale_reaches_only_its_agent(per_agent_weights):
+    n_agents = 3
+    denoiser = DenoiserMLP(
+        OBS, A, K, hidden_dim=16, num_blocks=1, n_agents=n_agents if per_agent_weights else None
+    )
+    # min_std below the sampler's floor (1e-2): no transition sits at the clamp.
+    policy = _policy(denoiser=denoiser, learn_scale=True, n_agents=n_agents, min_std=1e-3)
+    assert policy.log_scale.shape == (K, n_agents, A)
+    with torch.no_grad():
+        policy.log_scale[:, 1].fill_(-0.5)  # agent 1 gets a different noise level
+    with set_interaction_type(InteractionType.RANDOM):
+        td = policy(_td(batch_shape=(4, n_agents)))
+    scale = td["diffusion", "scale"]
+    torch.testing.assert_close(scale[:, 1], scale[:, 0] * math.exp(-0.5))
+    for agent in range(n_agents):
+        log_prob = policy.get_dist(td).log_prob(td["diffusion", "chain"])[:, agent].sum()
+        (grad,) = torch.autograd.grad(log_prob, policy.log_scale)
+        others = torch.cat([grad[:, :agent], grad[:, agent + 1 :]], dim=1)
+        assert (others == 0).all() and (grad[:, agent] != 0).all()
+
+
+def test_n_agents_must_match_per_agent_denoiser():
+    denoiser = DenoiserMLP(OBS, A, K, hidden_dim=16, num_blocks=1, n_agents=2)
+    with pytest.raises(ValueError, match="n_agents must match"):
+        _policy(denoiser=denoiser, learn_scale=True, n_agents=3)
+    with pytest.raises(ValueError, match="n_agents"):
+        _policy(learn_scale=True, n_agents=0)
 
 
 def test_learned_scale_is_clamped():

@@ -34,7 +34,9 @@ class SoftLambdaReturn(ValueEstimatorBase):
     """Soft λ-return targets for a Q critic (see the module doc) as a TorchRL value estimator.
 
     ``forward(td)`` reads the observation, ``("next", observation)``, ``("next", reward)``,
-    ``("next", done)`` and ``("next", terminated)`` (all ``[*B, T, ·]``), and writes
+    ``("next", done)`` and ``("next", terminated)`` (all ``[*B, T, ·]``, time the tensordict's last
+    batch dim; entries may have more dims after it, as the agent dim of multi-agent data
+    ``[*B, T, n_agents, ·]``, with ``done`` broadcast to it), and writes
 
     - ``value_target`` ``[*B, T, 1]``: G_t;
     - ``("next", value)`` ``[*B, T, 1]``: the soft next value V̂'_t;
@@ -172,7 +174,9 @@ class SoftLambdaReturn(ValueEstimatorBase):
             reward,
             done.bool(),
             terminated.bool(),
-            time_dim=-2,
+            # The tensordict's last batch dim, counted from the front: entries may have dims of
+            # their own after it (the agent dim of multi-agent data, [*B, T, n_agents, 1]).
+            time_dim=tensordict.batch_dims - 1,
         )
         tensordict.set(keys.value_target, target)
         tensordict.set(("next", keys.value), next_value)

@@ -10,6 +10,7 @@ from trudi.policies.chain_normal import ChainNormal
 from trudi.policies.chain_policy import ChainPolicy
 from trudi.policies.denoiser import AgentLinear, DenoiserMLP
 from trudi.policies.diffusion_policy import DiffusionPolicy
+from trudi.policies.fine_tuned_denoiser import FineTunedDenoiser
 from trudi.policies.gaussian_policy import GaussianPolicy
 from trudi.policies.pseudo_log_prob import has_pseudo_log_prob, pseudo_log_prob, squash_log_det
 from trudi.policies.squash import ActionSquash
@@ -22,6 +23,7 @@ __all__ = [
     "ChainPolicy",
     "DenoiserMLP",
     "DiffusionPolicy",
+    "FineTunedDenoiser",
     "GaussianPolicy",
     "has_pseudo_log_prob",
     "pseudo_log_prob",

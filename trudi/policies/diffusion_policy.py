@@ -16,6 +16,7 @@ from trudi.samplers import (
     ScheduledSampler,
     transition_log_prob,
 )
+from trudi.validation import check_int
 
 __all__ = ["DiffusionPolicy"]
 
@@ -25,7 +26,8 @@ class DiffusionPolicy(ChainPolicy):
 
     ``loc_j`` comes from the ``denoiser`` through the ``sampler``'s update rule; ``scale_j`` from
     the sampler's noise schedule, optionally times a learned, state-independent factor
-    ``exp(log_scale[j])`` per step and action dimension, clamped to [``min_std``, ``max_std``].
+    ``exp(log_scale[j])`` per step and action dimension (and agent, with ``n_agents``), clamped
+    to [``min_std``, ``max_std``].
 
     Keys, shapes and the ``forward``/``get_dist`` contract are those of :class:`ChainPolicy`.
     ``get_dist`` evaluates all K transitions of the recorded chains in one denoiser call (the steps
@@ -52,8 +54,12 @@ class DiffusionPolicy(ChainPolicy):
         action_spec: bounded action spec for squashing (``None``: bounds [-1, 1]).
         squash: ``"clip"``, ``"tanh"`` or ``"none"``.
         learn_scale: learn a per-step, per-dimension log-scale factor ``log_scale`` ``[K, A]``;
-            ``[K, n_agents, A]``, one per agent, when the denoiser has per-agent weights (an
-            integer ``denoiser.n_agents``, as :class:`DenoiserMLP` with ``n_agents``).
+            ``[K, n_agents, A]``, one per agent, with ``n_agents``.
+        n_agents: the number of agents when the learned scale is per agent: the observation is
+            ``[*B, n_agents, O]`` and agent i's transitions use ``log_scale[:, i]`` only, whether
+            the denoiser's weights are shared or not. Default: the denoiser's own ``n_agents``
+            where it is an integer (:class:`DenoiserMLP` with per-agent weights), else one scale
+            for all agents.
         min_std: lower clamp of the learned scale (> 0).
         max_std: upper clamp of the learned scale (>= min_std).
         trajectory: ``get_dist`` returns whole-chain log-probs ``[*B]`` (for ``ClipPPOLoss``)
@@ -95,6 +101,7 @@ class DiffusionPolicy(ChainPolicy):
         action_spec: TensorSpec | None = None,
         squash: str = "clip",
         learn_scale: bool = False,
+        n_agents: int | None = None,
         min_std: float = 1e-2,
         max_std: float = 1.0,
         trajectory: bool = False,
@@ -166,9 +173,18 @@ class DiffusionPolicy(ChainPolicy):
         self.autocast = autocast
         self.sampler = sampler
         self.eval_sampler = eval_sampler
+        denoiser_agents = getattr(denoiser, "n_agents", None)
+        if not isinstance(denoiser_agents, int) or isinstance(denoiser_agents, bool):
+            denoiser_agents = None
+        check_int("n_agents", n_agents, optional=True)
+        if n_agents is not None and denoiser_agents not in (None, n_agents):
+            raise ValueError(
+                f"n_agents must match the denoiser's per-agent weights, "
+                f"denoiser.n_agents={denoiser_agents}, got {n_agents}."
+            )
+        self.n_agents = denoiser_agents if n_agents is None else n_agents
         if learn_scale:
-            agents = getattr(denoiser, "n_agents", None)
-            agents = (agents,) if isinstance(agents, int) else ()
+            agents = () if self.n_agents is None else (self.n_agents,)
             self.log_scale = nn.Parameter(torch.zeros(self.num_steps, *agents, self.action_dim))
         else:
             self.log_scale = None

@@ -5,20 +5,20 @@ from __future__ import annotations
 import pytest
 import torch
 
-from examples.multiagent import make_critic, make_diffusion_policy, make_env, set_agent_keys
-from tests.multiagent.helpers import agent_batch, make_cfg
+from examples.multiagent import make_critic, make_env, make_policy, set_agent_keys
+from tests.examples.multiagent.helpers import N_AGENTS, agent_batch, make_cfg
 from trudi.constraints import TrajectoryKLProjection
 from trudi.constraints.divergences import cov_terms, mean_terms
 from trudi.learners import TruDiLoss
 
-N_AGENTS, MEAN_BOUND, COV_BOUND = 3, 0.02, 0.005
+MEAN_BOUND, COV_BOUND = 0.02, 0.005
 
 
 def _setup(share_params: bool):
     cfg = make_cfg(f"policy.share_params={share_params}")
     env = make_env(cfg)
     torch.manual_seed(0)
-    policy = make_diffusion_policy(cfg, env)
+    policy = make_policy(cfg, env)
     projection = TrajectoryKLProjection(MEAN_BOUND, COV_BOUND)
     loss = TruDiLoss(policy, make_critic(cfg, env), projection, normalize_advantage=False)
     set_agent_keys(loss)

@@ -1,39 +1,36 @@
-"""Small multi-agent fixtures: the example's config composed by Hydra, tiny VMAS envs, batches."""
+"""Small multi-agent fixtures: the example's config with tiny envs and networks, batches."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
-from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 from tensordict import TensorDict
 from tensordict.nn import InteractionType, set_interaction_type
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "examples" / "conf" / "multiagent"
+from examples.multiagent import compose_config
 
+N_AGENTS = 3
+OBS_DIM = 18  # navigation's observation with 3 agents
 TINY = [
-    "env.num_envs=4",
+    "num_envs=4",
+    "rollout_length=6",
     "env.max_steps=8",
-    "+env.scenario_kwargs.n_agents=3",
-    "collector.frames_per_batch=24",
-    "collector.total_frames=24",
-    "optim.minibatch_size=12",
-    "optim.num_epochs=1",
+    f"+env.scenario_kwargs.n_agents={N_AGENTS}",
+    "total_frames=24",
+    "minibatches=2",
+    "epochs=1",
     "policy.hidden_dim=16",
-    "policy.num_steps=3",
     "critic.hidden_dim=16",
-    "log.progress_bar=false",
+    "progress_bar=false",
 ]
 
 
 def make_cfg(*overrides: str) -> DictConfig:
-    """The example's config with a tiny budget, plus ``overrides``."""
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
-        return compose("config", overrides=[*TINY, *overrides])
+    """The example's config with a tiny budget and tiny networks, plus ``overrides``."""
+    return compose_config(*TINY, *overrides)
 
 
-def agent_batch(policy, batch=(10,), n_agents=3, obs_dim=18, seed=0) -> TensorDict:
+def agent_batch(policy, batch=(10,), n_agents=N_AGENTS, obs_dim=OBS_DIM, seed=0) -> TensorDict:
     """Recorded chains for ``[*batch, n_agents]`` random observations, with random advantages."""
     g = torch.Generator().manual_seed(seed)
     shape = (*batch, n_agents)

@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tensordict import TensorDict
 
-from examples.multiagent import make_critic, make_diffusion_policy, make_env, set_agent_keys
-from tests.multiagent.helpers import agent_batch, make_cfg
+from examples.multiagent import make_critic, make_env, make_policy, set_agent_keys
+from tests.examples.multiagent.helpers import N_AGENTS, agent_batch, make_cfg
 from trudi.constraints import TrajectoryKLProjection
 from trudi.learners import TruDiLoss
 
-N_AGENTS = 3
 
-
-def _setup(share_params: bool, centralised: bool = False):
-    cfg = make_cfg(f"policy.share_params={share_params}", f"critic.centralised={centralised}")
+def _setup(share_params: bool, centralised: bool = False, *overrides: str):
+    cfg = make_cfg(
+        f"policy.share_params={share_params}", f"critic.centralised={centralised}", *overrides
+    )
     env = make_env(cfg)
     torch.manual_seed(0)
-    policy = make_diffusion_policy(cfg, env)
+    policy = make_policy(cfg, env)
     critic = make_critic(cfg, env)
     loss = TruDiLoss(
         policy, critic, TrajectoryKLProjection(0.05, 0.01), reduction="none", functional=False
@@ -50,14 +51,35 @@ def test_per_agent_denoiser_gradients_stay_with_their_agent():
             assert (g[agent] != 0).any(), f"agent {agent}'s loss does not reach its {name}"
 
 
-def test_per_agent_learned_scale_stays_with_its_agent():
-    policy, _, out = _setup(share_params=False)
+@pytest.mark.parametrize("share_params", [True, False])
+def test_per_agent_learned_scale_stays_with_its_agent(share_params):
+    """Also with one denoiser for all agents (the default): the scales are per agent."""
+    policy, _, out = _setup(share_params)
     assert policy.log_scale.shape == (policy.num_steps, N_AGENTS, policy.action_dim)
     for agent in range(N_AGENTS):
         (g,) = torch.autograd.grad(_agent_loss(out, agent), [policy.log_scale], retain_graph=True)
         others = torch.cat([g[:, :agent], g[:, agent + 1 :]], dim=1)
         assert (others == 0).all(), f"agent {agent}'s loss reaches other agents' log_scale"
         assert (g[:, agent] != 0).any(), f"agent {agent}'s loss does not reach its log_scale"
+
+
+def test_agents_get_independent_scales():
+    """Changing one agent's learned scale changes that agent's transitions only."""
+    policy, _, _ = _setup(share_params=True)
+    with torch.no_grad():
+        policy.log_scale[:, 1] -= 0.5
+    td = agent_batch(policy, n_agents=N_AGENTS)
+    scale = td["agents", "diffusion", "scale"]  # [B, n_agents, K, A]
+    torch.testing.assert_close(scale[:, 0], scale[:, 2])
+    torch.testing.assert_close(scale[:, 1], scale[:, 0] * torch.exp(torch.tensor(-0.5)))
+
+
+def test_one_scale_for_all_agents_when_asked():
+    policy, _, out = _setup(True, False, "policy.per_agent_scale=false")
+    assert policy.log_scale.shape == (policy.num_steps, policy.action_dim)
+    for agent in range(N_AGENTS):
+        (g,) = torch.autograd.grad(_agent_loss(out, agent), [policy.log_scale], retain_graph=True)
+        assert (g != 0).any()
 
 
 def test_shared_denoiser_gets_gradient_from_every_agent():
@@ -89,8 +111,6 @@ def test_critic_sees_other_agents_only_when_centralised(centralised):
     cfg = make_cfg(f"critic.centralised={centralised}")
     critic = make_critic(cfg, make_env(cfg))
     observation = torch.randn(5, N_AGENTS, 18, requires_grad=True)
-    from tensordict import TensorDict
-
     td = TensorDict({"agents": TensorDict({"observation": observation}, [5, N_AGENTS])}, [5])
     value = critic(td)["agents", "state_value"]
     assert value.shape == (5, N_AGENTS, 1)

@@ -4,27 +4,20 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torchrl.collectors import Collector
 from torchrl.objectives import ValueEstimators
 
 from examples.multiagent import broadcast_team_done, make_env, make_loss
-from tests.multiagent.helpers import make_cfg
+from examples.train import collect
+from tests.examples.multiagent.helpers import N_AGENTS, make_cfg
 
-N_AGENTS, ENVS, T = 3, 4, 6
+ENVS, T = 4, 6
 
 
 def _collect(cfg):
+    """One rollout ``[ENVS, T]`` with the example's collection loop."""
     env = make_env(cfg)
     loss, policy = make_loss(cfg, env)
-    collector = Collector(
-        env,
-        policy,
-        frames_per_batch=ENVS * T,
-        total_frames=ENVS * T,
-        auto_register_policy_transforms=False,
-    )
-    data = next(iter(collector))
-    collector.shutdown()
+    data, _ = collect(env, policy, env.reset(), T)
     return env, loss, policy, data
 
 
@@ -49,7 +42,7 @@ def test_trudi_keys_and_shapes(share_params, centralised):
     assert data["next", "agents", "done"].shape == (*agents, 1)
     assert (data["next", "agents", "done"] == data["next", "done"].unsqueeze(-1)).all()
     with torch.no_grad():
-        loss.value_estimator(data, params=loss.critic_network_params)
+        loss.value_estimator(data)
     assert data["agents", "advantage"].shape == (*agents, 1)
     assert data["agents", "value_target"].shape == (*agents, 1)
     assert "advantage" not in data.keys()
@@ -76,11 +69,11 @@ def test_expanded_done_gae_equals_multi_agent_gae():
     data["next", "terminated"][:, 2] = True
     expanded = broadcast_team_done(data.clone())
     with torch.no_grad():
-        loss.value_estimator(expanded, params=loss.critic_network_params)
+        loss.value_estimator(expanded)
         loss.set_keys(done="done", terminated="terminated")
-        loss.make_value_estimator(ValueEstimators.MAGAE, gamma=cfg.loss.gamma, lmbda=cfg.loss.lmbda)
+        loss.make_value_estimator(ValueEstimators.MAGAE, gamma=cfg.gamma, lmbda=cfg.lmbda)
         team = data.clone()
-        loss.value_estimator(team, params=loss.critic_network_params)
+        loss.value_estimator(team)
     torch.testing.assert_close(team["agents", "advantage"], expanded["agents", "advantage"])
     torch.testing.assert_close(team["agents", "value_target"], expanded["agents", "value_target"])
 
@@ -90,7 +83,7 @@ def test_mappo_baseline_keys_and_shapes():
     _, loss, _, data = _collect(cfg)
     data = broadcast_team_done(data)
     with torch.no_grad():
-        loss.value_estimator(data, params=loss.critic_network_params)
+        loss.value_estimator(data)
     out = loss(data.reshape(-1))
     assert data["agents", "advantage"].shape == (ENVS, T, N_AGENTS, 1)
     assert torch.isfinite(out["loss_objective"]) and torch.isfinite(out["loss_critic"])
