@@ -21,7 +21,13 @@ from omegaconf import open_dict
 from tensordict.nn import InteractionType, set_interaction_type
 from torch.profiler import ProfilerActivity, profile
 
-from examples.build import build_critic, build_loss, build_policy, build_value_estimator
+from examples.build import (
+    build_critic,
+    build_loss,
+    build_optimizer,
+    build_policy,
+    build_value_estimator,
+)
 from examples.config import compose_config
 from examples.envs import make_env
 from examples.update import update
@@ -36,7 +42,7 @@ def prepare(cfg):
     policy, critic = build_policy(cfg, env), build_critic(cfg, env)
     loss = build_loss(cfg, policy, critic)
     advantage = build_value_estimator(cfg, loss, critic)
-    optimizer = torch.optim.Adam(loss.parameters(), lr=cfg.lr, eps=1e-5)
+    optimizer = build_optimizer(cfg, loss, critic)
     td, steps = env.reset(), []
     with torch.no_grad(), set_interaction_type(InteractionType.RANDOM):
         for _ in range(cfg.rollout_length):
