@@ -185,6 +185,12 @@ class ProjectionConfig:
     )  # one bound per chain or step
     mean_bound: float = checked(MISSING, gt=0)  # epsilon_mu
     cov_bound: float | None = checked(MISSING, gt=0)  # epsilon_Sigma (null: scales not projected)
+    # Adaptive trust region (examples/kl_tightness.py): after each diagnostics measurement, scale
+    # the bounds (or the split gate's algo.kl_bound) toward a marginal action KL per update.
+    adaptive: bool = False
+    marginal_target: float = checked(0.05, gt=0)  # well above the k-NN noise, kl_marginal_se
+    adaptive_min: float = checked(0.1, gt=0, le=1)  # range of the bounds' scale factor
+    adaptive_max: float = checked(10.0, ge=1)
 
 
 @dataclass
@@ -235,6 +241,16 @@ class CriticConfig:
 
 
 @dataclass
+class DiagnosticsConfig:
+    # Every N iterations (0: off) the marginal action KL(old || new) by k-NN beside the update's
+    # exact trajectory KL (examples/kl_tightness.py); training itself does not change.
+    kl_tightness_every: int = checked(0, ge=0)
+    kl_states: int = checked(32, ge=1)  # states drawn from the batch
+    kl_samples: int = checked(512, ge=2)  # chains per state and policy
+    knn_k: int = checked(1, ge=1)  # the k of the k-NN estimator
+
+
+@dataclass
 class Config:
     seed: int = 0  # torch, Python and environment seeds
     # torch CPU threads. Env stepping and learning share the cores, and torch with more threads
@@ -263,6 +279,7 @@ class Config:
     logger: str = checked("csv", choices=("csv", "tensorboard", "wandb"))
     progress_bar: bool = True
     critic: CriticConfig = field(default_factory=CriticConfig)
+    diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
     env: EnvConfig = MISSING
     policy: PolicyConfig = MISSING
     sampler: SamplerConfig = MISSING
@@ -342,6 +359,7 @@ def validate(cfg: DictConfig) -> None:
                 f"minibatches: must be <= the {frames_per_iteration:,} frames of an iteration, "
                 f"got {cfg.minibatches}"
             )
+        errors += _diagnostics_errors(cfg)
         needed = _LOSS_POLICY.get(cfg.algo.loss)
         if needed is not None and cfg.policy.type != needed:
             errors.append(
@@ -350,6 +368,20 @@ def validate(cfg: DictConfig) -> None:
             )
     if errors:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(errors))
+
+
+def _diagnostics_errors(cfg: DictConfig) -> list[str]:
+    d, errors = cfg.diagnostics, []
+    if d.kl_samples < d.knn_k + 1:
+        errors.append(f"diagnostics.kl_samples: must be > diagnostics.knn_k, got {d.kl_samples}")
+    if cfg.projection.adaptive and d.kl_tightness_every < 1:
+        errors.append("projection.adaptive: needs diagnostics.kl_tightness_every >= 1, got 0")
+    if cfg.projection.adaptive and cfg.algo.loss in ("dppo", "clip_ppo"):
+        errors.append(
+            f"projection.adaptive: algo.loss={cfg.algo.loss!r} clips its ratio and has no bound "
+            "to adapt; use trudi, trpl, trudi_pathwise or reppo"
+        )
+    return errors
 
 
 def compose_config(*overrides: str) -> DictConfig:

@@ -56,6 +56,7 @@ from examples.config import CONFIG_DIR, ConfigError, validate
 from examples.envs import env_options, env_state, load_env_state, make_env, normalizer
 from examples.evaluate import evaluate
 from examples.interrupt import StopRequest, TrainingInterrupted
+from examples.kl_tightness import KLTightness
 from examples.plotting import plot_learning_curve
 from examples.run_dir import (
     CHECKPOINT,
@@ -160,6 +161,7 @@ def train(
     loss = build_loss(cfg, policy, critic)
     distributed.broadcast_parameters(loss)
     advantage = build_value_estimator(cfg, loss, critic)
+    tightness = KLTightness(cfg, loss, policy, seed)
     optimizer = torch.optim.Adam(loss.parameters(), lr=cfg.lr, eps=1e-5)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda i: 1.0 - i / iterations if cfg.lr_schedule == "linear" else 1.0
@@ -176,6 +178,7 @@ def train(
         own = ckpt if rank.is_main else ckpt["other_ranks"][rank.rank - 1]
         td = load_env_state(env, own["env_state"], own["carry"])
         set_rng_state(own["rng"])
+        tightness.load_state_dict(ckpt.get("kl_tightness"))
         start, history, logger_state = ckpt["iteration"], ckpt["history"], ckpt["logger"]
         if rank.is_main:
             # After a hard stop the logs hold steps past the checkpoint, which this run logs again.
@@ -210,6 +213,7 @@ def train(
                 "loss": loss.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "schedule": schedule.state_dict(),
+                "kl_tightness": tightness.state_dict(),
                 "env_transform": env.transform.state_dict(),
                 **states[0],
                 "world_size": rank.world_size,
@@ -249,6 +253,7 @@ def train(
                     loss.sync_old_policy()
                 with torch.no_grad():
                     advantage(batch)
+                tightness.before_update(iteration)
                 means = update(cfg, loss, optimizer, batch)
                 # The ranks' means (a ratio of sums is a ratio of means), so that every rank takes
                 # the same decisions; the iteration's one host-device sync.
@@ -277,6 +282,7 @@ def train(
                 )
                 if train_return is not None:
                     metrics["train_return"] = train_return
+                metrics.update(tightness.after_update(iteration, batch))
                 last = iteration + 1 == iterations
                 evaluating = cfg.eval_every and ((iteration + 1) % cfg.eval_every == 0 or last)
                 if evaluating and rank.is_main:
