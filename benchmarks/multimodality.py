@@ -184,11 +184,15 @@ def plot_states(actions: dict[str, torch.Tensor], out: Path, states: int, seed: 
         _, _, vh = torch.linalg.svd(centred, full_matrices=False)
         pcs = centred @ vh[:, :2].transpose(1, 2)
         for i, ax in enumerate(axes[row]):
-            ax.scatter(pcs[i, :, 0], pcs[i, :, -1], c=labels[i], s=3, alpha=0.4, cmap="coolwarm")
+            if pcs.shape[-1] == 1:  # one action dimension: a histogram per cluster
+                parts = [pcs[i, labels[i] == c, 0] for c in (0, 1)]
+                ax.hist(parts, bins=40, stacked=True, color=["C0", "C3"], alpha=0.7)
+            else:
+                ax.scatter(*pcs[i].T, c=labels[i], s=3, alpha=0.4, cmap="coolwarm")
+                ax.set_aspect("equal", adjustable="datalim")
             ax.set_title(f"{label}, state {i}", fontsize=8)
-            ax.set_aspect("equal", adjustable="datalim")
             ax.tick_params(labelsize=6)
-        axes[row][0].set_ylabel("PC 2")
+        axes[row][0].set_ylabel("PC 2" if pcs.shape[-1] > 1 else "count")
     for ax in axes[-1]:
         ax.set_xlabel("PC 1")
     fig.tight_layout()
