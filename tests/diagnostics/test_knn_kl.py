@@ -70,13 +70,38 @@ def test_identical_distributions_give_zero_up_to_noise(d):
 @pytest.mark.parametrize("k", [1, 3])
 def test_invariant_under_a_common_similarity_transform(k):
     """Rotating, scaling and shifting both sets alike scales every distance alike: the
-    log-ratios, hence the estimate, do not change."""
+    log-ratios, hence even the unwhitened estimate, do not change."""
     g = torch.Generator().manual_seed(3)
     p, q, _ = pair(4, "wider", seed=3)
     rotation, _ = torch.linalg.qr(torch.randn(4, 4, generator=g, dtype=torch.float64))
     shift = torch.randn(4, generator=g, dtype=torch.float64)
     moved = [2.5 * x @ rotation.T + shift for x in (p, q)]
-    torch.testing.assert_close(knn_kl(*moved, k=k), knn_kl(p, q, k=k))
+    torch.testing.assert_close(knn_kl(*moved, k=k, whiten=False), knn_kl(p, q, k=k, whiten=False))
+
+
+def test_whitened_estimate_is_invariant_under_any_common_affine_map():
+    g = torch.Generator().manual_seed(4)
+    p, q, _ = pair(4, "wider", seed=4)
+    linear = torch.randn(4, 4, generator=g, dtype=torch.float64) + 3 * torch.eye(4).double()
+    moved = [x @ linear.T + 1.0 for x in (p, q)]
+    torch.testing.assert_close(knn_kl(*moved), knn_kl(p, q))
+
+
+def test_whitening_sees_a_shift_along_a_narrow_dimension():
+    """Dims of scales 0.01 … 1 and a shift of half a std along the three narrowest (KL 0.375):
+    raw distances hide it behind the wide dims; whitened it reads as an isotropic pair does."""
+    g = torch.Generator().manual_seed(5)
+    scales = torch.logspace(-2, 0, 17, dtype=torch.float64)
+    shift = torch.zeros(17, dtype=torch.float64)
+    shift[:3] = 0.5 * scales[:3]
+    true = 0.5 * 3 * 0.25
+    shape = (4 * STATES, SAMPLES, 17)
+    p = scales * torch.randn(shape, generator=g, dtype=torch.float64)
+    q = shift + scales * torch.randn(shape, generator=g, dtype=torch.float64)
+    whitened, noise = mean_and_noise(knn_kl(p, q))
+    raw, raw_noise = mean_and_noise(knn_kl(p, q, whiten=False))
+    assert true / 2 - noise <= whitened <= 2 * true + noise
+    assert raw + raw_noise < true / 2
 
 
 def test_larger_k_is_also_consistent():
