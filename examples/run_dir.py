@@ -9,6 +9,7 @@ otherwise): ``config.yaml`` (the resolved configuration, written when the run st
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shlex
 import sys
@@ -107,14 +108,31 @@ def _flatten(config: dict, prefix: str = "") -> dict[str, object]:
     return flat
 
 
+_NO_DEFAULT = object()
+
+
+def _schema_default(cfg: DictConfig, key: str) -> object:
+    """The default of field ``key`` (dotted) in its config schema, if it has one."""
+    *parents, name = key.split(".")
+    node = OmegaConf.select(cfg, ".".join(parents)) if parents else cfg
+    schema = OmegaConf.get_type(node) if isinstance(node, DictConfig) else None
+    for f in dataclasses.fields(schema) if dataclasses.is_dataclass(schema) else ():
+        if f.name == name and f.default is not dataclasses.MISSING:
+            return f.default
+    return _NO_DEFAULT
+
+
 def check_resumable(saved: dict, cfg: DictConfig, path: Path) -> None:
     """Refuse to resume a checkpoint written under another configuration (another head, bound,
-    budget...), which would otherwise load silently when the parameter shapes happen to agree."""
+    budget...), which would otherwise load silently when the parameter shapes happen to agree.
+    A field added to the schema since the checkpoint was written passes at its default value."""
     old, new = _flatten(saved), _flatten(OmegaConf.to_container(cfg, resolve=True))
     changed = sorted(
         key
         for key in old.keys() | new.keys()
-        if key.split(".")[0] not in RESUME_MAY_CHANGE and old.get(key) != new.get(key)
+        if key.split(".")[0] not in RESUME_MAY_CHANGE
+        and old.get(key) != new.get(key)
+        and not (key not in old and new[key] == _schema_default(cfg, key))
     )
     if changed:
         details = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed)

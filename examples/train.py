@@ -63,6 +63,7 @@ from examples.config import CONFIG_DIR, ConfigError, validate
 from examples.envs import env_options, env_state, load_env_state, make_env, normalizer
 from examples.evaluate import evaluate
 from examples.interrupt import StopRequest, TrainingInterrupted
+from examples.kl_tightness import KLTightness
 from examples.plotting import plot_learning_curve
 from examples.run_dir import (
     CHECKPOINT,
@@ -169,6 +170,7 @@ def train(
     if cfg.compile:
         compile_for_training(policy, loss, cfg.compile_mode)
     advantage = build_value_estimator(cfg, loss, critic)
+    tightness = KLTightness(cfg, loss, policy, seed)
     optimizer = build_optimizer(cfg, loss, critic)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda i: 1.0 - i / iterations if cfg.lr_schedule == "linear" else 1.0
@@ -185,6 +187,7 @@ def train(
         own = ckpt if rank.is_main else ckpt["other_ranks"][rank.rank - 1]
         td = load_env_state(env, own["env_state"], own["carry"])
         set_rng_state(own["rng"])
+        tightness.load_state_dict(ckpt.get("kl_tightness"))
         start, history, logger_state = ckpt["iteration"], ckpt["history"], ckpt["logger"]
         if rank.is_main:
             # After a hard stop the logs hold steps past the checkpoint, which this run logs again.
@@ -219,6 +222,7 @@ def train(
                 "loss": loss.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "schedule": schedule.state_dict(),
+                "kl_tightness": tightness.state_dict(),
                 "env_transform": env.transform.state_dict(),
                 **states[0],
                 "world_size": rank.world_size,
@@ -258,6 +262,7 @@ def train(
                     loss.sync_old_policy()
                 with torch.no_grad():
                     advantage(batch)
+                tightness.before_update(iteration)
                 means = update(cfg, loss, optimizer, batch)
                 # The ranks' means (a ratio of sums is a ratio of means), so that every rank takes
                 # the same decisions; the iteration's one host-device sync.
@@ -286,6 +291,7 @@ def train(
                 )
                 if train_return is not None:
                     metrics["train_return"] = train_return
+                metrics.update(tightness.after_update(iteration, batch))
                 last = iteration + 1 == iterations
                 evaluating = cfg.eval_every and ((iteration + 1) % cfg.eval_every == 0 or last)
                 if evaluating and rank.is_main:

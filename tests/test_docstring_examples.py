@@ -8,8 +8,12 @@ import importlib
 import pytest
 
 MODULES = [
+    "trudi.constraints.adaptive_bound",
     "trudi.constraints.gaussian_kl",
     "trudi.constraints.projection",
+    "trudi.diagnostics.knn_kl",
+    "trudi.diagnostics.marginal_kl",
+    "trudi.diagnostics.multimodality",
     "trudi.learners.dppo_loss",
     "trudi.learners.hl_gauss",
     "trudi.learners.pathwise_loss",

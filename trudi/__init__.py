@@ -7,6 +7,8 @@ The package is a set of TorchRL-compatible components that can be used one at a 
   best-of-K) and noise schedules;
 - :mod:`trudi.constraints`: Gaussian and trajectory KL, trust-region projection layers;
 - :mod:`trudi.learners`: TorchRL loss modules (TruDi, DPPO).
+- :mod:`trudi.diagnostics`: measurements of a policy: the marginal action KL beside the trajectory
+  KL (a k-nearest-neighbour estimator), the spread and mode separation of its actions.
 """
 
 __version__ = "0.1.0"

@@ -5,6 +5,7 @@ The torch implementation here is the reference and the spec (``docs/design.md``,
     from trudi.constraints import TrajectoryKLProjection
 """
 
+from trudi.constraints.adaptive_bound import AdaptiveBound
 from trudi.constraints.base import DIVERGENCES, Divergence
 from trudi.constraints.gaussian_kl import (
     exact_gaussian_kl,
@@ -22,6 +23,7 @@ from trudi.constraints.projection import (
 
 __all__ = [
     "DIVERGENCES",
+    "AdaptiveBound",
     "Divergence",
     "Projection",
     "TrajectoryKLProjection",
