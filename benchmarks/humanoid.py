@@ -18,8 +18,10 @@ otherwise, and the KL-tightness diagnostic on (``diagnostics.kl_tightness_every`
   (``trudi-adaptive``) on :data:`ADAPTIVE_TASKS`.
 
 Memory decides what may run together: 1,024 EnvPool DMC humanoids hold 12.4 GB (and take ~5 min to
-start), 1,024 Humanoid-v5 1.4 GB. With ``--jobs`` > 1 a run starts only while the estimates of
-the runs in flight (:data:`MEMORY_GB`) fit in ``--memory-gb`` (default: 85% of this machine's).
+start), 1,024 Humanoid-v5 1.4 GB, 128 G1 11.5 GB. With ``--jobs`` > 1, whenever a slot is free the
+first waiting run whose estimate (:data:`MEMORY_GB`) fits beside the runs in flight in
+``--memory-gb`` (default: 85% of this machine's) starts: on 24 GB a DMC run pairs with a
+Humanoid-v5 run, never with another DMC or a G1 run.
 
 Written under ``--out`` (default ``benchmarks/results/humanoid/``): ``<task>/<arm>-seed<seed>.csv``
 and ``table.md`` and ``<task>.png`` exactly as ``benchmarks.learning`` writes them;
@@ -122,9 +124,10 @@ def plan(tasks, arms, seeds: list[int] | None = None, adaptive: bool = True) -> 
     return sorted(runs, key=lambda r: r.seed)
 
 
-def overrides(run: Run, extra: list[str]) -> list[str]:
-    """Every Hydra override of a run beyond those ``learning.run_one`` adds."""
-    return [*COMMON, *TASKS[run.task].overrides, *extra]
+def overrides(run: Run, extra: list[str], per_arm: dict[str, list[str]] | None = None) -> list[str]:
+    """Every Hydra override of a run beyond those ``learning.run_one`` adds: the study's, the
+    task's, then ``extra`` (every run's) and ``per_arm[run.arm]``."""
+    return [*COMMON, *TASKS[run.task].overrides, *extra, *(per_arm or {}).get(run.arm, [])]
 
 
 def run_namespace(run: Run, args: argparse.Namespace) -> argparse.Namespace:
@@ -136,7 +139,7 @@ def run_namespace(run: Run, args: argparse.Namespace) -> argparse.Namespace:
         frames=args.frames or task.frames,
         eval_every=task.eval_every,
         eval_episodes=args.eval_episodes,
-        overrides=overrides(run, args.overrides),
+        overrides=overrides(run, args.overrides, getattr(args, "arm_overrides", None)),
     )
 
 
@@ -250,7 +253,7 @@ def plot_tightness(out: Path, tasks, arms) -> None:
         for ax in (ratio_ax, kl_ax):
             ax.set_xlabel("environment steps")
             ax.grid(alpha=0.3)
-            if ax.lines:
+            if ax.get_legend_handles_labels()[0]:
                 ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out / "kl_tightness.png", dpi=120)
@@ -271,9 +274,16 @@ def machine_memory_gb() -> float:
 
 
 def run_all(runs: list[Run], args: argparse.Namespace) -> None:
-    """Run ``runs`` in order, ``args.jobs`` at a time, while their memory fits ``args.memory_gb``."""
+    """Run ``runs``, ``args.jobs`` at a time: whenever a slot is free, the first waiting run whose
+    memory fits beside those in flight (``args.memory_gb``) starts; a run alone always starts."""
     lock = threading.Condition()
+    waiting = list(runs)
     state = {"jobs": 0, "memory": 0.0, "error": None}
+
+    def fits(run: Run) -> bool:
+        return state["jobs"] == 0 or (
+            state["jobs"] < args.jobs and state["memory"] + MEMORY_GB[run.task] <= args.memory_gb
+        )
 
     def worker(run: Run) -> None:
         try:
@@ -289,20 +299,15 @@ def run_all(runs: list[Run], args: argparse.Namespace) -> None:
                 lock.notify_all()
 
     threads = []
-    for run in runs:
-        need = MEMORY_GB[run.task]
+    while waiting:
         with lock:
-            lock.wait_for(
-                lambda need=need: (
-                    state["error"] is not None
-                    or state["jobs"] == 0
-                    or (state["jobs"] < args.jobs and state["memory"] + need <= args.memory_gb)
-                )
-            )
+            lock.wait_for(lambda: state["error"] is not None or any(map(fits, waiting)))
             if state["error"] is not None:
                 break
+            run = next(r for r in waiting if fits(r))
+            waiting.remove(run)
             state["jobs"] += 1
-            state["memory"] += need
+            state["memory"] += MEMORY_GB[run.task]
         thread = threading.Thread(target=worker, args=(run,))
         thread.start()
         threads.append(thread)
@@ -324,9 +329,22 @@ def main() -> None:
     parser.add_argument("--memory-gb", type=float, default=0.85 * machine_memory_gb())
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "humanoid")
     parser.add_argument("--runs", type=Path, default=ROOT / "outputs" / "humanoid")
+    parser.add_argument(
+        "--arm-override",
+        action="append",
+        default=[],
+        metavar="ARM=OVERRIDE",
+        help="a Hydra override for one arm's runs, e.g. pathwise-split=policy.hidden_dim=128",
+    )
     parser.add_argument("--report-only", action="store_true", help="tables and plots only")
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run")
     args = parser.parse_args()
+    args.arm_overrides = {}
+    for item in args.arm_override:
+        arm, _, override = item.partition("=")
+        if arm not in learning.ARMS or "=" not in override:
+            parser.error(f"--arm-override: expected ARM=KEY=VALUE with a known arm, got {item!r}")
+        args.arm_overrides.setdefault(arm, []).append(override)
     if not args.report_only:
         runs = plan(args.tasks, args.arms, args.seeds, adaptive=not args.no_adaptive)
         run_all(runs, args)

@@ -103,7 +103,8 @@ def draw_actions(
     env.close()
     keys = policy.tensor_keys
     drawn = td[keys.action] if space == "action" else td[keys.chain][..., -1, :]
-    return drawn, low.reshape(-1), high.reshape(-1)
+    # The spec of a batched env repeats the bounds per env: [N, A].
+    return drawn, low.reshape(-1, low.shape[-1])[0], high.reshape(-1, high.shape[-1])[0]
 
 
 def state_metrics(

@@ -62,6 +62,13 @@ def test_every_planned_run_has_a_valid_config(tmp_path):
             assert (cfg.num_envs, ns.frames) == (1024, 5_000_000)
 
 
+def test_arm_overrides_reach_only_their_arm(tmp_path):
+    args = args_for(tmp_path, overrides=["threads=1"], arm_overrides={"reppo": ["lr=1e-4"]})
+    reppo = humanoid.run_namespace(humanoid.Run("humanoid", "reppo", 0), args).overrides
+    ppo = humanoid.run_namespace(humanoid.Run("humanoid", "ppo", 0), args).overrides
+    assert reppo[-2:] == ["threads=1", "lr=1e-4"] and ppo[-1] == "threads=1"
+
+
 def test_kl_csv_holds_the_measured_iterations(tmp_path):
     args = args_for(tmp_path)
     run = humanoid.Run("humanoid", "trudi", 0)
@@ -132,7 +139,8 @@ def test_report_on_synthetic_csvs(tmp_path):
 
 
 def test_runs_start_only_while_their_memory_fits(tmp_path, monkeypatch):
-    """Two DMC runs (14 GB each) never overlap under a 20 GB limit; every run runs once."""
+    """Two DMC runs (14 GB each) never overlap under a 20 GB limit; every run runs once; a
+    Humanoid-v5 run may start ahead of a DMC run that has to wait."""
     lock, active, peaks, done = threading.Lock(), [], [], []
 
     def fake_run_one(task, arm, seed, ns):
@@ -149,6 +157,14 @@ def test_runs_start_only_while_their_memory_fits(tmp_path, monkeypatch):
     humanoid.run_all(runs, args_for(tmp_path, jobs=2, memory_gb=20.0))
     assert sorted(done) == sorted((r.task, r.arm, r.seed) for r in runs)
     assert max(peaks) <= 20.0
+
+
+def test_a_run_too_large_for_the_limit_runs_alone(tmp_path, monkeypatch):
+    done = []
+    monkeypatch.setattr(learning, "run_one", lambda task, arm, seed, ns: done.append(arm))
+    runs = humanoid.plan(["dmc_humanoid_walk"], ["trudi", "ppo"], seeds=[0], adaptive=False)
+    humanoid.run_all(runs, args_for(tmp_path, jobs=2, memory_gb=10.0))
+    assert sorted(done) == ["ppo", "trudi"]
 
 
 def test_a_failed_run_stops_the_study(tmp_path, monkeypatch):
