@@ -1,14 +1,15 @@
 """Where the update's time goes: torch.profiler over the example's update, per op, by self CPU time.
 
     python -m benchmarks.profile_update [--task halfcheetah] [--threads 1] [--arm trudi] [--top 25]
-        [--updates 16] [--rounds 5] [--no-profile] [overrides ...]
+        [--rounds 3] [--no-profile] [overrides ...]
 
 Builds the training example's arm (``examples/conf``, TruDi K = 5 by default) on ``--task``, collects
-one iteration (64 envs x 64 steps) with it, then runs ``--updates`` minibatch updates of
-``examples.update.update`` (the example's own update step: loss, backward, gradient clip, Adam),
-``--rounds`` times; it prints the best round's milliseconds per minibatch update and, unless
-``--no-profile``, the profiler's table of one more round. Extra arguments are Hydra overrides
-(``compile=true``, ``policy.num_steps=10``).
+one iteration (64 envs x 64 steps) with it, then runs that iteration's update with
+``examples.update.update`` (the example's own: ``epochs`` x ``minibatches`` steps of loss, backward,
+gradient clip, optimizer) ``--rounds`` times after a warm-up; it prints the best round's
+milliseconds per minibatch update, by wall-clock and by this process's CPU time, and, unless
+``--no-profile``, the profiler's table (by self CPU time) of one more round. Extra arguments are
+Hydra overrides (``compile=true``, ``policy.num_steps=10``).
 """
 
 from __future__ import annotations
@@ -62,8 +63,7 @@ def main() -> None:
     parser.add_argument("--task", default="halfcheetah")
     parser.add_argument("--arm", default="trudi", choices=sorted(ARMS))
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--updates", type=int, default=16)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--no-profile", action="store_true")
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides")
@@ -73,25 +73,26 @@ def main() -> None:
     )
     torch.set_num_threads(args.threads)
     loss, optimizer, batch = prepare(cfg)
-    # One epoch of args.updates minibatches of the configured size per call of update().
-    size = batch.numel() // cfg.minibatches
-    samples = batch.reshape(-1)[: size * args.updates]
+    updates = cfg.epochs * cfg.minibatches
     with open_dict(cfg):
-        cfg.epochs, cfg.minibatches = 1, args.updates
-    update(cfg, loss, optimizer, samples)  # warm-up (and compilation, with compile=true)
-    best = float("inf")
+        warm_up = cfg.copy()
+        warm_up.epochs = 1
+    update(warm_up, loss, optimizer, batch)  # warm-up (and compilation, with compile=true)
+    wall, cpu = float("inf"), float("inf")
     for _ in range(args.rounds):
-        tic = time.perf_counter()
-        update(cfg, loss, optimizer, samples)
-        best = min(best, time.perf_counter() - tic)
+        tic, cpu_tic = time.perf_counter(), time.process_time()
+        update(cfg, loss, optimizer, batch)
+        wall = min(wall, time.perf_counter() - tic)
+        cpu = min(cpu, time.process_time() - cpu_tic)
     print(
-        f"{args.arm} on {args.task}, {args.threads} thread(s), minibatch {size}: "
-        f"{1e3 * best / args.updates:.2f} ms per update (best of {args.rounds})"
+        f"{args.arm} on {args.task}, {args.threads} thread(s), {updates} minibatches of "
+        f"{batch.numel() // cfg.minibatches}: {1e3 * wall / updates:.2f} ms per update "
+        f"(wall-clock), {1e3 * cpu / updates:.2f} ms (CPU time), best of {args.rounds}"
     )
     if args.no_profile:
         return
     with profile(activities=[ProfilerActivity.CPU]) as prof:
-        update(cfg, loss, optimizer, samples)
+        update(cfg, loss, optimizer, batch)
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.top))
 
 
