@@ -58,7 +58,7 @@ learning.ARMS.setdefault(
         ["algo=trudi", "projection.adaptive=true", "algo.name=trudi-adaptive"],
     ),
 )
-PATHWISE = "pathwise-split"
+PATHWISE = "pathwise"  # labelled "Pathwise TruDi" (the split gate), as in the learning table
 ARMS = ("trudi", PATHWISE, "reppo", "ppo")
 ADAPTIVE_TASKS = ("dmc_humanoid_walk", "humanoid")
 COMMON = [
@@ -334,7 +334,7 @@ def main() -> None:
         action="append",
         default=[],
         metavar="ARM=OVERRIDE",
-        help="a Hydra override for one arm's runs, e.g. pathwise-split=policy.hidden_dim=128",
+        help="a Hydra override for one arm's runs, e.g. pathwise=policy.hidden_dim=128",
     )
     parser.add_argument("--report-only", action="store_true", help="tables and plots only")
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run")
