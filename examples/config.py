@@ -265,6 +265,8 @@ def validate(cfg: DictConfig) -> None:
 
 
 def _diagnostics_errors(cfg: DictConfig) -> list[str]:
+    if "diagnostics" not in cfg:  # configs without the group (the multi-agent example's)
+        return []
     d, errors = cfg.diagnostics, []
     if d.kl_samples < d.knn_k + 1:
         errors.append(f"diagnostics.kl_samples: must be > diagnostics.knn_k, got {d.kl_samples}")
