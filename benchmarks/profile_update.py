@@ -29,6 +29,7 @@ from examples.build import (
     build_policy,
     build_value_estimator,
 )
+from examples.compiling import compile_for_training
 from examples.config import compose_config
 from examples.envs import make_env
 from examples.update import update
@@ -42,6 +43,8 @@ def prepare(cfg):
     env = make_env(cfg.env.name, cfg.num_envs, seed=cfg.seed, reward_scale=cfg.env.reward_scale)
     policy, critic = build_policy(cfg, env), build_critic(cfg, env)
     loss = build_loss(cfg, policy, critic)
+    if cfg.compile:
+        compile_for_training(policy, loss, cfg.compile_mode)
     advantage = build_value_estimator(cfg, loss, critic)
     optimizer = build_optimizer(cfg, loss, critic)
     td, steps = env.reset(), []

@@ -59,7 +59,9 @@ def check_std_range(min_std: float, max_std: float) -> None:
 
 
 def check_transitions(loc: Tensor, scale: Tensor, old_loc: Tensor, old_scale: Tensor) -> None:
-    """Shapes (no host sync): all four ``[*B, K, A]`` with the same shape, floating point."""
+    """Shapes (no host sync): all four ``[*B, K, A]``, floating point; ``old_loc`` of ``loc``'s
+    shape, the scales ``[*S, K, A]`` with ``S`` broadcastable to ``B`` (state-independent scales:
+    ``[1, …, 1, K, A]``)."""
     named = {"loc": loc, "scale": scale, "old_loc": old_loc, "old_scale": old_scale}
     for name, tensor in named.items():
         if not isinstance(tensor, Tensor):
@@ -72,11 +74,19 @@ def check_transitions(loc: Tensor, scale: Tensor, old_loc: Tensor, old_scale: Te
             )
         if not tensor.is_floating_point():
             raise ValueError(f"{name} must be a floating-point tensor, got dtype {tensor.dtype}")
-    for name, tensor in named.items():
-        if tensor.shape != loc.shape:
+    if old_loc.shape != loc.shape:
+        raise ValueError(
+            f"old_loc must have the shape of loc {tuple(loc.shape)} ([*B, K, A]), "
+            f"got {tuple(old_loc.shape)}"
+        )
+    for name, tensor in (("scale", scale), ("old_scale", old_scale)):
+        broadcasts = tensor.dim() <= loc.dim() and all(
+            size in (1, full) for size, full in zip(tensor.shape[:-2], loc.shape[-tensor.dim() : -2])
+        )
+        if tensor.shape[-2:] != loc.shape[-2:] or not broadcasts:
             raise ValueError(
-                f"{name} must have the shape of loc {tuple(loc.shape)} ([*B, K, A]), "
-                f"got {tuple(tensor.shape)}"
+                f"{name} must have the shape of loc {tuple(loc.shape)} ([*B, K, A]) or one "
+                f"that broadcasts to it with the same [K, A], got {tuple(tensor.shape)}"
             )
 
 

@@ -13,7 +13,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from trudi.constraints import TrajectoryKLProjection
+from trudi.constraints import Projection, TrajectoryKLProjection
 from trudi.constraints.divergences import cov_terms, mean_terms
 
 MODES = ("trajectory", "per_step")
@@ -230,3 +230,29 @@ class ProjectionContract:
         projection = self.make("trajectory", cov_bound=None).project(loc, scale, old_loc, old_scale)
         assert torch.equal(projection.scale, scale)
         assert (projection.cov_multiplier == 0).all()
+
+    @pytest.mark.parametrize("mode", MODES)
+    @pytest.mark.parametrize("shared", ["both", "network"])
+    def test_broadcast_scales_match_their_expansion(self, mode, shared):
+        """Scales ``[1, K, A]`` (state-independent) project as their expansion to ``[B, K, A]``:
+        the same outputs and multipliers, and the gradient of the expansion."""
+        loc, scale, old_loc, old_scale = make_transitions(5, (6, 3, 4), torch.float64)
+        old = old_scale[:1] if shared == "both" else old_scale
+        projection = self.make(mode)
+        g = torch.Generator().manual_seed(0)
+        weights = torch.randn(2, *loc.shape, generator=g, dtype=torch.float64)
+
+        def run(scale):
+            loc_in, scale_in = loc.clone().requires_grad_(), scale.clone().requires_grad_()
+            out = projection.project(loc_in, scale_in, old_loc, old)
+            ((out.loc * weights[0]).sum() + (out.scale * weights[1]).sum()).backward()
+            return out, loc_in.grad, scale_in.grad
+
+        row, loc_grad, scale_grad = run(scale[:1])
+        full, full_loc_grad, full_scale_grad = run(scale[:1].expand_as(loc))
+        assert (full.cov_multiplier > 0).any(), "the covariance part must be active"
+        assert row.scale.shape == loc.shape
+        for name in Projection._fields:
+            torch.testing.assert_close(getattr(row, name), getattr(full, name), msg=name)
+        torch.testing.assert_close(loc_grad, full_loc_grad)
+        torch.testing.assert_close(scale_grad, full_scale_grad.sum(0, keepdim=True))

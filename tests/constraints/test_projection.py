@@ -145,6 +145,9 @@ def test_bad_inputs_name_the_argument():
     scale = torch.ones(4, 3, 2)
     with pytest.raises(ValueError, match=r"old_scale must have the shape of loc \(4, 3, 2\)"):
         layer(loc, scale, loc, torch.ones(4, 3, 3))
+    with pytest.raises(ValueError, match=r"scale must .* or one that broadcasts to it"):
+        layer(loc, torch.ones(2, 3, 2), loc, scale)  # 2 rows do not broadcast to 4
+    layer(loc, torch.ones(1, 3, 2), loc, torch.ones(3, 2))  # state-independent scales broadcast
     with pytest.raises(ValueError, match="loc must have shape"):
         layer(torch.zeros(3), scale, loc, scale)
     with pytest.raises(ValueError, match="scale must be finite and > 0"):

@@ -193,3 +193,47 @@ def test_team_advantage_broadcasts_over_agent_ratios():
     assert ChainLoss._broadcast(matching, per_agent) is matching
     other_batch = torch.randn(5, 1)
     assert ChainLoss._broadcast(other_batch, per_agent) is other_batch
+
+
+@pytest.mark.parametrize("make_policy", [make_diffusion_policy, make_gaussian_policy])
+def test_state_independent_scales_are_projected_once(make_policy, monkeypatch):
+    """With state-independent scales and one behaviour policy, one scale row reaches the
+    projection, and the losses and gradients are those of projecting every row; behaviour scales
+    that differ between rows are projected row by row."""
+    policy = make_policy()
+    td = with_advantage(collect(policy))
+    with torch.no_grad():  # move the policy so that the mean and covariance parts are active
+        for parameter in policy.parameters():
+            parameter.add_(0.3 * torch.randn_like(parameter))
+    loss = TruDiLoss(policy, make_critic(), TrajectoryKLProjection(1e-3, 1e-4))
+    seen = []
+    project = loss.projection.project
+    monkeypatch.setattr(
+        loss.projection, "project", lambda *args: seen.append(args[1].shape) or project(*args)
+    )
+
+    def run(td):
+        loss.zero_grad()
+        out = loss(td)
+        sum(v for k, v in out.items() if k.startswith("loss_")).backward()
+        grads = [p.grad.clone() for p in loss.parameters() if p.grad is not None]
+        return out, grads
+
+    scale_key = policy.tensor_keys.scale
+    rows = td[scale_key].shape
+    out_once, grads_once = run(td)
+    assert seen[-1] == (1, *rows[1:])
+    assert out_once["frac_projected"] > 0 and out_once["kl_cov_part_before"] > 1e-4
+    monkeypatch.setattr(type(policy), "state_independent_scale", property(lambda self: False))
+    out_rows, grads_rows = run(td)
+    assert seen[-1] == rows
+    for key in ("loss_objective", "loss_trust_region", "loss_entropy", "kl_trajectory_after"):
+        torch.testing.assert_close(out_once[key], out_rows[key], msg=key)
+    for a, b in zip(grads_once, grads_rows, strict=True):
+        torch.testing.assert_close(a, b)
+    monkeypatch.undo()
+    mixed = td.clone()
+    mixed[scale_key][0] *= 1.5  # the first sample from another behaviour policy
+    loss.projection.project = lambda *args: seen.append(args[1].shape) or project(*args)
+    run(mixed)
+    assert seen[-1] == rows

@@ -201,3 +201,14 @@ def test_denoiser_input_layer_is_one_linear_map_on_the_concatenation(n_agents):
     expected_grads = torch.autograd.grad((expected * weights).sum(), list(net.parameters()))
     for (name, _), a, b in zip(net.named_parameters(), grads, expected_grads, strict=True):
         torch.testing.assert_close(a, b, msg=name)
+
+
+def test_per_agent_scales_are_not_state_independent():
+    """Per-agent learned scales differ along a batch dim (the agents'), so a loss must not
+    project them as one row; shared ones qualify."""
+    sampler = AncestralSampler(CosineSchedule(3), min_std=0.05)
+    shared = DiffusionPolicy(DenoiserMLP(4, 2, 3, hidden_dim=8), sampler, learn_scale=True)
+    per_agent = DiffusionPolicy(
+        DenoiserMLP(4, 2, 3, hidden_dim=8, n_agents=2), sampler, learn_scale=True, n_agents=2
+    )
+    assert shared.state_independent_scale and not per_agent.state_independent_scale

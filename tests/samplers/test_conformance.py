@@ -162,3 +162,16 @@ class TestSamplerConformance:
         chain, _, _ = _sample(sampler)
         with pytest.raises(ValueError, match="chain must have shape"):
             sampler.rescore_chain(denoise, chain[..., 1:, :])
+
+    def test_state_independent_scale_is_honest(self, sampler):
+        """Every trudi sampler declares its scales state independent, and they are: the scale of
+        a step does not change with the sample or the denoiser's output."""
+        assert sampler.state_independent_scale
+        g = torch.Generator().manual_seed(1)
+        a, b = (torch.randn(*BATCH_SHAPE, ACTION_DIM, generator=g) for _ in range(2))
+        for step in range(sampler.num_steps):
+            for sampling in (True, False):
+                denoised = denoise(a, sampler.timesteps[step])
+                _, scale_a = sampler.transition(denoised, step, a, sampling=sampling)
+                _, scale_b = sampler.transition(3 * b, step, b, sampling=sampling)
+                torch.testing.assert_close(scale_a, scale_b)

@@ -85,11 +85,14 @@ def project_transitions(
 ) -> Projection:
     """Functional form of :class:`TrajectoryKLProjection` (torch reference, no input checks).
 
-    Half-precision inputs are computed in float32 and cast back.
+    Half-precision inputs are computed in float32 and cast back. Scales that broadcast to
+    ``loc`` (``[1, K, A]`` for state-independent ones) are projected on their own broadcast
+    shape, each distinct row once, and the result is expanded to ``loc``'s shape (a view).
     """
     dtype = loc.dtype
     compute = torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
     loc, scale, old_loc, old_scale = (x.to(compute) for x in (loc, scale, old_loc, old_scale))
+    scale, old_scale = torch.broadcast_tensors(scale, old_scale)
     dims = row_dims(mode)
 
     mean_term = mean_terms(divergence, loc, old_loc, old_scale).sum(dims, keepdim=True)
@@ -107,11 +110,13 @@ def project_transitions(
         cov_factor, cov_multiplier = _shrink_factor(cov_term, cov_bound)
         scale_proj = interpolate_scale(divergence, scale, old_scale, cov_factor)
 
+    mean_multiplier = mean_multiplier.flatten(-len(dims)).squeeze(-1)
+    cov_multiplier = cov_multiplier.flatten(-len(dims)).squeeze(-1)
     return Projection(
         loc_proj.to(dtype),
-        scale_proj.to(dtype),
-        mean_multiplier.flatten(-len(dims)).squeeze(-1),
-        cov_multiplier.flatten(-len(dims)).squeeze(-1),
+        scale_proj.to(dtype).expand_as(loc_proj),
+        mean_multiplier,
+        cov_multiplier.expand_as(mean_multiplier),
     )
 
 
@@ -120,7 +125,9 @@ def _triton_project_transitions(*args, **kwargs) -> Projection:
     # reads TRITON_INTERPRET, and the torch path must not need Triton at all.
     from trudi.constraints import triton
 
-    return triton.project_transitions(*args, **kwargs)
+    loc, scale, old_loc, old_scale = args  # the kernels take rows of one shape
+    scale, old_scale = scale.expand_as(loc), old_scale.expand_as(loc)
+    return triton.project_transitions(loc, scale, old_loc, old_scale, **kwargs)
 
 
 #: One function per backend, all with :func:`project_transitions`' signature.
@@ -153,7 +160,10 @@ class TrajectoryKLProjection(nn.Module):
     Shapes:
         ``forward(loc, scale, old_loc, old_scale)``: all ``[*B, K, A]``; returns
         ``(loc_proj, scale_proj)``, ``[*B, K, A]``. Gradients flow to ``loc`` and ``scale`` (and to
-        the behaviour parameters, which are normally constants).
+        the behaviour parameters, which are normally constants). The scales may instead broadcast
+        to ``[*B, K, A]`` (``[1, K, A]`` for state-independent scales under one behaviour policy):
+        the torch backend then solves the covariance part once per distinct row, which is most of
+        the projection's cost, and ``scale_proj`` is its expansion to ``[*B, K, A]``.
 
     Example:
         >>> import torch

@@ -99,6 +99,31 @@ class TruDiLoss(ChainLoss):
     def _loss_names(self) -> list[str]:
         return ["loss_objective", "loss_trust_region", *super()._loss_names()[1:]]
 
+    def _scales_to_project(self, scale: torch.Tensor, old_scale: torch.Tensor):
+        """``(scale, old_scale)`` as the projection should solve them: one row ``[1, …, 1, K, A]``
+        of each where that is exact, else both unchanged ``[*B, K, A]``.
+
+        Exact when the policy's scales are one function of the parameters at every row
+        (:attr:`~trudi.policies.ChainPolicy.state_independent_scale`) and the behaviour scales'
+        rows are equal (data from one behaviour policy): every row then has the same covariance
+        projection, and routing the gradient of all rows through one is the gradient of the
+        broadcast that made them. The row comparison reads the data, so it runs on the CPU only
+        (where a CUDA device would have to synchronise) and never under ``torch.compile``.
+        """
+        batch = old_scale.dim() - 2
+        if (
+            batch == 0
+            or scale.is_cuda
+            or torch.compiler.is_compiling()
+            or not getattr(self.actor_network, "state_independent_scale", False)
+        ):
+            return scale, old_scale
+        row = (slice(0, 1),) * batch
+        old_row = old_scale[row]
+        if not torch.equal(old_scale, old_row.expand_as(old_scale)):
+            return scale, old_scale
+        return scale[row], old_row
+
     @dispatch
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         tensordict = tensordict.clone(False)
@@ -108,7 +133,8 @@ class TruDiLoss(ChainLoss):
         old_log_prob = self._read(tensordict, "chain_log_prob")
 
         current = self._current_transitions(tensordict)
-        projection = self.projection.project(current.loc, current.scale, old_loc, old_scale)
+        scale, projected_old_scale = self._scales_to_project(current.scale, old_scale)
+        projection = self.projection.project(current.loc, scale, old_loc, projected_old_scale)
         projected = ChainNormal(projection.loc, projection.scale, validate_args=False)
         log_weight = (projected.log_prob(chain) - old_log_prob).sum(-1, keepdim=True)
         advantage = self._broadcast(advantage, log_weight)

@@ -172,6 +172,15 @@ class ChainPolicy(TensorDictModuleBase):
         return [self.tensor_keys.chain]
 
     @property
+    def state_independent_scale(self) -> bool:
+        """Whether :meth:`get_dist`'s scales are one function of the parameters at every batch
+        element: they depend on the chain step (and action dim) only, not on the observation or
+        the chain. A trust region can then project them once per minibatch instead of once per
+        row, which :class:`~trudi.learners.TruDiLoss` does. False unless a subclass knows better.
+        """
+        return False
+
+    @property
     def log_prob_keys(self) -> list[NestedKey]:
         """The stored behaviour log-prob that matches :meth:`get_dist`'s ``log_prob`` shape."""
         keys = self.tensor_keys

@@ -200,6 +200,13 @@ class DiffusionPolicy(ChainPolicy):
         # Cast back before the sampler: every transition, log-prob, KL and projection in float32.
         return denoised.to(sample.dtype)
 
+    @property
+    def state_independent_scale(self) -> bool:
+        # The sampler's step scale times the learned per-step factor; per-agent factors differ
+        # along a batch dim (the agents'), so they do not qualify.
+        per_agent = self.log_scale is not None and self.log_scale.dim() == 3
+        return self.sampler.state_independent_scale and not per_agent
+
     def _learned_scale(self, scale: torch.Tensor, step: int | torch.Tensor) -> torch.Tensor:
         if self.log_scale is None:
             return scale

@@ -90,6 +90,10 @@ class GaussianPolicy(ChainPolicy):
         else:
             self.register_buffer("log_std", log_std)
 
+    @property
+    def state_independent_scale(self) -> bool:
+        return True  # exp(log_std), clamped
+
     def _loc_scale(self, observation: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         loc = self.loc_net(observation).unsqueeze(-2)
         scale = self.log_std.exp().clamp(self.min_std, self.max_std).expand_as(loc)

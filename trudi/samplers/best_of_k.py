@@ -80,6 +80,10 @@ class BestOfKSampler(Sampler):
     def min_score_std(self) -> float:
         return self.base.min_score_std
 
+    @property
+    def state_independent_scale(self) -> bool:
+        return self.base.state_independent_scale
+
     def transition(
         self,
         denoised: torch.Tensor,

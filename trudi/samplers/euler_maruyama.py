@@ -46,6 +46,7 @@ class _WidePriorSampler(Sampler):
     noise and starts the chain at x_K = σ_p · prior. Subclasses define ``prior_std``."""
 
     prior_std: torch.Tensor
+    state_independent_scale = True  # the noise std of the step's time, floored
 
     def sample_chain(
         self,

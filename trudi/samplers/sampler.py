@@ -81,12 +81,19 @@ class Sampler(nn.Module):
     sampling) and ``min_score_std`` (the floor when re-scoring). :meth:`step`,
     :meth:`sample_chain` (which runs :meth:`step` K times) and :meth:`rescore_chain` (teacher
     forcing, all K transitions in one denoiser call) follow from :meth:`transition`.
+
+    ``state_independent_scale`` says that :meth:`transition`'s scale depends on the chain step
+    only, never on the sample or the denoiser's output; a policy built on such a sampler can tell
+    a loss that its scales are one function of the parameters at every observation
+    (:attr:`~trudi.policies.ChainPolicy.state_independent_scale`). False here, True for every
+    sampler in trudi; a subclass whose scale depends on the sample must leave it False.
     """
 
     num_steps: int
     timesteps: torch.Tensor
     min_std: float
     min_score_std: float
+    state_independent_scale: bool = False
 
     def transition(
         self,
@@ -226,6 +233,8 @@ class ScheduledSampler(Sampler):
         min_score_std: scale floor when re-scoring; ``None`` uses ``min_std``, so that re-scoring
             a recorded chain reproduces its sampled log-probs.
     """
+
+    state_independent_scale = True  # scale = the step's tabulated std, floored
 
     def __init__(
         self,
