@@ -86,6 +86,24 @@ def test_compiled_updates_match_eager(backend, mode):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6, msg=name)
 
 
+def test_compiled_update_does_not_recompile_for_another_key_order():
+    """A batch whose keys come in another order (as a collector's do, from reset to step) runs
+    the compiled loss's graph as it is: one compilation of the loss's forward over both."""
+    cfg, _, loss, optimizer, batch = setup("minibatches=2", "epochs=1")
+    with open_dict(cfg):
+        cfg.compile = True
+    compile_for_training(loss.actor_network, loss, backend="aot_eager")
+    keys = list(batch.keys(include_nested=True, leaves_only=True))
+    reordered = batch.select(*reversed(keys))
+    assert list(reordered.keys()) != list(batch.keys())
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    update(cfg, loss, optimizer, batch)
+    frames = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    update(cfg, loss, optimizer, reordered)
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == frames
+
+
 def test_compiled_sampling_matches_eager():
     cfg, policy, *_ = setup()
     twin = copy.deepcopy(policy).compile_sampling(backend="aot_eager")
