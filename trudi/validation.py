@@ -82,7 +82,7 @@ def check_transitions(loc: Tensor, scale: Tensor, old_loc: Tensor, old_scale: Te
     for name, tensor in (("scale", scale), ("old_scale", old_scale)):
         broadcasts = tensor.dim() <= loc.dim() and all(
             size in (1, full)
-            for size, full in zip(tensor.shape[:-2], loc.shape[-tensor.dim() : -2])
+            for size, full in zip(tensor.shape[:-2], loc.shape[-tensor.dim() : -2], strict=True)
         )
         if tensor.shape[-2:] != loc.shape[-2:] or not broadcasts:
             raise ValueError(

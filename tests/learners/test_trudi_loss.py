@@ -8,6 +8,9 @@ from torch.distributions import Normal
 from torchrl.objectives import ClipPPOLoss
 
 from tests.learners.loss_contract import (
+    ACT,
+    OBS,
+    STEPS,
     LossContract,
     collect,
     make_critic,
@@ -17,6 +20,8 @@ from tests.learners.loss_contract import (
 )
 from trudi.constraints import TrajectoryKLProjection, trajectory_kl
 from trudi.learners import TruDiLoss
+from trudi.policies import DenoiserMLP, DiffusionPolicy
+from trudi.samplers import AncestralSampler, CosineSchedule
 
 
 class TestTruDiLoss(LossContract):
@@ -195,13 +200,28 @@ def test_team_advantage_broadcasts_over_agent_ratios():
     assert ChainLoss._broadcast(other_batch, per_agent) is other_batch
 
 
-@pytest.mark.parametrize("make_policy", [make_diffusion_policy, make_gaussian_policy])
-def test_state_independent_scales_are_projected_once(make_policy, monkeypatch):
-    """With state-independent scales and one behaviour policy, one scale row reaches the
-    projection, and the losses and gradients are those of projecting every row; behaviour scales
-    that differ between rows are projected row by row."""
+def make_per_agent_policy(agents: int = 3) -> DiffusionPolicy:
+    torch.manual_seed(0)
+    denoiser = DenoiserMLP(OBS, ACT, STEPS, hidden_dim=16, num_blocks=1, n_agents=agents)
+    sampler = AncestralSampler(CosineSchedule(STEPS), min_std=0.05)
+    return DiffusionPolicy(denoiser, sampler, learn_scale=True, n_agents=agents)
+
+
+POLICIES = {
+    "diffusion": (make_diffusion_policy, (16,)),
+    "gaussian": (make_gaussian_policy, (16,)),
+    "per-agent": (make_per_agent_policy, (16, 3)),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(POLICIES))
+def test_state_independent_scales_are_projected_once(kind, monkeypatch):
+    """With state-independent scales and one behaviour policy, one scale row (one per agent with
+    per-agent scales) reaches the projection, and the losses and gradients are those of projecting
+    every row; behaviour scales that differ between rows are projected row by row."""
+    make_policy, batch = POLICIES[kind]
     policy = make_policy()
-    td = with_advantage(collect(policy))
+    td = with_advantage(collect(policy, batch=batch))
     with torch.no_grad():  # move the policy so that the mean and covariance parts are active
         for parameter in policy.parameters():
             parameter.add_(0.3 * torch.randn_like(parameter))
@@ -222,7 +242,7 @@ def test_state_independent_scales_are_projected_once(make_policy, monkeypatch):
     scale_key = policy.tensor_keys.scale
     rows = td[scale_key].shape
     out_once, grads_once = run(td)
-    assert seen[-1] == (1, *rows[1:])
+    assert seen[-1] == (1, *rows[1:])  # [1, K, A], or [1, n_agents, K, A]
     assert out_once["frac_projected"] > 0 and out_once["kl_cov_part_before"] > 1e-4
     monkeypatch.setattr(type(policy), "state_independent_scale", property(lambda self: False))
     out_rows, grads_rows = run(td)

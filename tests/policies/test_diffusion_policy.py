@@ -203,12 +203,13 @@ def test_denoiser_input_layer_is_one_linear_map_on_the_concatenation(n_agents):
         torch.testing.assert_close(a, b, msg=name)
 
 
-def test_per_agent_scales_are_not_state_independent():
-    """Per-agent learned scales differ along a batch dim (the agents'), so a loss must not
-    project them as one row; shared ones qualify."""
+def test_per_agent_scales_are_state_independent_per_agent():
+    """Per-agent learned scales depend on the step and the agent only: a loss may project one row
+    per agent, keeping the agent dim; shared ones are one row for all."""
     sampler = AncestralSampler(CosineSchedule(3), min_std=0.05)
     shared = DiffusionPolicy(DenoiserMLP(4, 2, 3, hidden_dim=8), sampler, learn_scale=True)
     per_agent = DiffusionPolicy(
         DenoiserMLP(4, 2, 3, hidden_dim=8, n_agents=2), sampler, learn_scale=True, n_agents=2
     )
-    assert shared.state_independent_scale and not per_agent.state_independent_scale
+    assert shared.state_independent_scale and not shared.per_agent_scale
+    assert per_agent.state_independent_scale and per_agent.per_agent_scale

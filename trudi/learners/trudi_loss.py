@@ -101,7 +101,8 @@ class TruDiLoss(ChainLoss):
 
     def _scales_to_project(self, scale: torch.Tensor, old_scale: torch.Tensor):
         """``(scale, old_scale)`` as the projection should solve them: one row ``[1, …, 1, K, A]``
-        of each where that is exact, else both unchanged ``[*B, K, A]``.
+        of each where that is exact (``[1, …, 1, n_agents, K, A]`` for per-agent scales,
+        :attr:`~trudi.policies.ChainPolicy.per_agent_scale`), else both unchanged ``[*B, K, A]``.
 
         Exact when the policy's scales are one function of the parameters at every row
         (:attr:`~trudi.policies.ChainPolicy.state_independent_scale`) and the behaviour scales'
@@ -119,6 +120,8 @@ class TruDiLoss(ChainLoss):
         ):
             return scale, old_scale
         row = (slice(0, 1),) * batch
+        if getattr(self.actor_network, "per_agent_scale", False):
+            row = (*row[:-1], slice(None))  # keep the agent dim, [*B, n_agents, K, A]
         old_row = old_scale[row]
         if not torch.equal(old_scale, old_row.expand_as(old_scale)):
             return scale, old_scale

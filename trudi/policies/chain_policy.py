@@ -177,7 +177,15 @@ class ChainPolicy(TensorDictModuleBase):
         element: they depend on the chain step (and action dim) only, not on the observation or
         the chain. A trust region can then project them once per minibatch instead of once per
         row, which :class:`~trudi.learners.TruDiLoss` does. False unless a subclass knows better.
+        With :attr:`per_agent_scale` the scales are that function per agent.
         """
+        return False
+
+    @property
+    def per_agent_scale(self) -> bool:
+        """Whether the scales differ between agents, the second-to-last batch dim of
+        ``[*B, n_agents, K, A]`` (a :class:`DiffusionPolicy` with ``n_agents`` and a learned
+        scale); a loss projecting one row keeps that dim."""
         return False
 
     @property

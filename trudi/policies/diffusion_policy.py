@@ -202,10 +202,12 @@ class DiffusionPolicy(ChainPolicy):
 
     @property
     def state_independent_scale(self) -> bool:
-        # The sampler's step scale times the learned per-step factor; per-agent factors differ
-        # along a batch dim (the agents'), so they do not qualify.
-        per_agent = self.log_scale is not None and self.log_scale.dim() == 3
-        return self.sampler.state_independent_scale and not per_agent
+        # The sampler's step scale times the learned per-step (and per-agent) factor.
+        return self.sampler.state_independent_scale
+
+    @property
+    def per_agent_scale(self) -> bool:
+        return self.log_scale is not None and self.log_scale.dim() == 3
 
     def _learned_scale(self, scale: torch.Tensor, step: int | torch.Tensor) -> torch.Tensor:
         if self.log_scale is None:
