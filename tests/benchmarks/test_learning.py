@@ -56,6 +56,7 @@ def test_arm_labels_and_defaults():
         "pathwise": "Pathwise TruDi",
         "reppo": "REPPO",
         "ppo": "Gaussian PPO",
+        "ppo-w256": "Gaussian PPO (w256)",
         "trpl": "Gaussian TRPL",
         "dppo": "DPPO",
     }
