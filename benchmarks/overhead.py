@@ -136,12 +136,14 @@ def main() -> None:
     arms = [name for name in ARMS if name in args.arms or name == "Gaussian PPO"]
     if args.repeats < 1:
         parser.error(f"--repeats must be >= 1, got {args.repeats}")
+    configs = {}
+    for name in arms:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
+            overrides = [f"env={args.task}", *ARMS[name], *args.overrides]
+            configs[name] = compose("config", overrides=overrides)
     results = {}
     for _ in range(args.repeats):
-        for name in arms:
-            with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
-                overrides = [f"env={args.task}", *ARMS[name], *args.overrides]
-                cfg = compose("config", overrides=overrides)
+        for name, cfg in configs.items():
             torch.set_num_threads(cfg.threads)
             results[name] = _faster(results.get(name), time_arm(cfg, args.iterations))
     for clock, title in (("wall", "wall-clock"), ("cpu", "this process's CPU time")):

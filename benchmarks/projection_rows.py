@@ -19,7 +19,6 @@ import statistics
 import time
 
 import torch
-from tensordict.nn import InteractionType, set_interaction_type
 
 
 def _single_agent(task: str):
@@ -40,8 +39,7 @@ def _multi_agent():
     env = make_env(cfg)
     loss, policy = make_loss(cfg, env)
     optimizer = torch.optim.Adam(loss.parameters(), lr=cfg.lr, eps=1e-5)
-    with set_interaction_type(InteractionType.RANDOM):
-        batch, _ = collect(env, policy, env.reset(), cfg.rollout_length)
+    batch, _ = collect(env, policy, env.reset(), cfg.rollout_length)  # samples as in training
     batch = broadcast_team_done(batch)
     with torch.no_grad():
         loss.value_estimator(batch)
