@@ -14,7 +14,7 @@ compare the two modes. Runs go one after another (``--jobs`` at a time, each on 
 in its own process and run directory (``--runs``/<task>/<arm>/seed<seed>); a run whose CSV already
 exists is skipped, so an interrupted benchmark continues where it stopped (and a run with a
 checkpoint resumes it with ``resume=true``). Arms collect different batches per iteration (DPPO
-10,000 steps, REPPO 131,072), so evaluations are placed in environment steps
+10,000 steps, the others 4,096), so evaluations are placed in environment steps
 (``--eval-every-frames``, rounded to whole iterations of each arm) unless ``--eval-every`` gives
 iterations. Written under ``benchmarks/results/learning/``:
 
@@ -47,14 +47,33 @@ import torch
 from examples.plotting import arm_colour
 
 ROOT = Path(__file__).resolve().parents[1]
-# Arm: its name in tables, and the overrides that select it.
+# The 1M-step batch of the two pathwise arms (results/tuning/reppo/PLAN.md): their published one,
+# REPPO's 1,024 envs x 128 steps, leaves 7 iterations in 1M steps and costs ~2.7 h per run on one
+# CPU thread. A run that picks a scale (``scale=massive``, the humanoid study) leaves these out,
+# so that the scale sets the batch (:func:`arm_overrides`).
+PATHWISE_BATCH = ["num_envs=64", "rollout_length=64", "minibatches=8", "epochs=4"]
+BATCH_KEYS = ("num_envs", "rollout_length", "minibatches", "epochs")
+# Arm: its name in tables, and the overrides that select it with its tuned 1M-step defaults
+# (benchmarks/README.md, the tuning records under results/tuning/).
 ARMS = {
     "trudi": ("TruDi", ["algo=trudi"]),
+    # Round 1's winner of the tuning (results/tuning/reppo/PLAN.md), its base: 128-wide networks.
     "pathwise": (
         "Pathwise TruDi",
-        ["algo=trudi_pathwise", "algo.trust_region=split", "algo.name=pathwise"],
+        [
+            "algo=trudi_pathwise",
+            "algo.trust_region=split",
+            "algo.name=pathwise",
+            *PATHWISE_BATCH,
+            "policy.hidden_dim=128",
+            "critic.hidden_dim=128",
+        ],
     ),
-    "reppo": ("REPPO", ["algo=reppo"]),
+    # Round 1's winner of the tuning, reppo-w256: 256-wide actor and critic.
+    "reppo": (
+        "REPPO",
+        ["algo=reppo", *PATHWISE_BATCH, "policy.hidden_dim=256", "critic.hidden_dim=256"],
+    ),
     "ppo": ("Gaussian PPO", ["algo=ppo"]),
     # The PPO tuning's round-2 candidate, not adopted by the plan's rule (1.7% short on Hopper) but
     # 2.5x the adopted default on HalfCheetah: a second PPO row, so that no claim rests on the
@@ -93,12 +112,25 @@ ZOO_PPO = {
 ZOO_LABEL = "RL Zoo PPO (external)"
 
 
+def arm_overrides(arm: str, overrides: list[str]) -> list[str]:
+    """The overrides that select ``arm``; where ``overrides`` pick a scale (``scale=...``), less
+    the arm's own batch settings (:data:`BATCH_KEYS`), which would otherwise beat the scale's.
+
+    Example:
+        >>> "num_envs=64" in arm_overrides("reppo", ["scale=massive"])
+        False
+    """
+    if not any(o.startswith("scale=") for o in overrides):
+        return list(ARMS[arm][1])
+    return [o for o in ARMS[arm][1] if o.partition("=")[0] not in BATCH_KEYS]
+
+
 def frames_per_iteration(task: str, arm: str, overrides: list[str]) -> int:
     """``num_envs x rollout_length`` of the arm's composed config (``hydra.*`` overrides aside)."""
     from examples.config import compose_config
 
     extra = [o for o in overrides if not o.startswith("hydra.")]
-    cfg = compose_config(f"env={task}", *ARMS[arm][1], *extra)
+    cfg = compose_config(f"env={task}", *arm_overrides(arm, extra), *extra)
     return cfg.num_envs * cfg.rollout_length
 
 
@@ -123,7 +155,7 @@ def run_one(task: str, arm: str, seed: int, every: int, args: argparse.Namespace
         "-m",
         "examples.train",
         f"env={task}",
-        *ARMS[arm][1],
+        *arm_overrides(arm, args.overrides),
         f"seed={seed}",
         f"total_frames={args.frames}",
         f"eval_every={every}",

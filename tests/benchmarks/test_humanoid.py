@@ -47,7 +47,7 @@ def test_every_planned_run_has_a_valid_config(tmp_path):
         ns = humanoid.run_namespace(run, args)
         cfg = compose_config(
             f"env={run.task}",
-            *learning.ARMS[run.arm][1],
+            *learning.arm_overrides(run.arm, ns.overrides),
             f"total_frames={ns.frames}",
             f"eval_every={ns.eval_every}",
             *ns.overrides,

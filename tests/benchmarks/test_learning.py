@@ -11,6 +11,7 @@ import pytest
 pytest.importorskip("hydra")
 
 from benchmarks import learning
+from examples.config import compose_config
 
 TASK = "halfcheetah"
 
@@ -64,6 +65,20 @@ def test_arm_labels_and_defaults():
     assert learning.ARMS["pathwise-projection"][0] == "Pathwise TruDi (projection)"
 
 
+@pytest.mark.parametrize(("arm", "width"), [("reppo", 256), ("pathwise", 128)])
+def test_pathwise_arms_run_their_tuned_batch_unless_a_scale_is_picked(arm, width):
+    """The 1M-step tuning's batch and width (results/tuning/reppo/PLAN.md); ``scale=massive``
+    still sets the batch (the humanoid study), and the width stays."""
+    cfg = compose_config(f"env={TASK}", *learning.arm_overrides(arm, []))
+    assert (cfg.num_envs, cfg.rollout_length, cfg.minibatches, cfg.epochs) == (64, 64, 8, 4)
+    assert (cfg.policy.hidden_dim, cfg.critic.hidden_dim) == (width, width)
+    massive = ["scale=massive"]
+    cfg = compose_config(f"env={TASK}", *learning.arm_overrides(arm, massive), *massive)
+    assert (cfg.num_envs, cfg.rollout_length, cfg.minibatches, cfg.epochs) == (1024, 16, 8, 5)
+    assert cfg.policy.hidden_dim == width
+    assert learning.arm_overrides("trudi", massive) == learning.ARMS["trudi"][1]
+
+
 def test_time_to_target_uses_the_mean_curve_at_evaluation_points(out):
     table = rows(learning.table_lines(out, ["halfcheetah", "humanoid", "ant"], learning.ARMS))
     trudi = cells(table[TASK, "TruDi"])
@@ -106,7 +121,7 @@ def test_evaluations_are_placed_in_environment_steps():
     args = argparse.Namespace(eval_every=None, eval_every_frames=102_400, overrides=[])
     assert learning.eval_every(TASK, "trudi", args) == 25  # 64 x 64 steps per iteration
     assert learning.eval_every(TASK, "dppo", args) == 10  # 10 x 1,000
-    assert learning.eval_every(TASK, "reppo", args) == 1  # 1,024 x 128
+    assert learning.eval_every(TASK, "reppo", args) == 25  # its tuned 64 x 64
     args.overrides = ["num_envs=32", "hydra.run.dir=x"]
     assert learning.eval_every(TASK, "trudi", args) == 50
     args.eval_every = 7
