@@ -52,7 +52,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # CPU thread. A run that picks a scale (``scale=massive``, the humanoid study) leaves these out,
 # so that the scale sets the batch (:func:`arm_overrides`).
 PATHWISE_BATCH = ["num_envs=64", "rollout_length=64", "minibatches=8", "epochs=4"]
-BATCH_KEYS = ("num_envs", "rollout_length", "minibatches", "epochs")
+BATCH_KEYS = tuple(o.partition("=")[0] for o in PATHWISE_BATCH)
 # Arm: its name in tables, and the overrides that select it with its tuned 1M-step defaults
 # (benchmarks/README.md, the tuning records under results/tuning/).
 ARMS = {
