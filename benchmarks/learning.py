@@ -28,6 +28,9 @@ Time to target: the training wall-clock (minutes, mean over seeds) at the first 
 where the arm's mean deterministic return over seeds reaches the Gaussian PPO arm's final mean
 return on that task; evaluation points only, nothing interpolated; "not reached" if it never does,
 "–" without Gaussian PPO runs. Seeds are aligned by evaluation index, over the shortest seed.
+The table gives that point in env steps too: minutes compare only between runs on one machine
+(the same runs took about twice as long on some sessions' machines as on others'), env steps
+compare everywhere.
 """
 
 from __future__ import annotations
@@ -203,14 +206,19 @@ def mean_curve(runs: list[list[dict[str, float]]], field: str) -> list[float]:
     return [statistics.mean(r[i][field] for r in runs) for i in range(length)]
 
 
-def time_to_target(runs: list[list[dict[str, float]]], target: float) -> float | None:
-    """Minutes of training (mean over seeds) at the first evaluation point where the mean
-    deterministic return over seeds is >= ``target``; ``None`` if it never is."""
+def time_to_target(runs: list[list[dict[str, float]]], target: float) -> tuple[float, float] | None:
+    """``(minutes, env steps)`` of training (means over seeds) at the first evaluation point
+    where the mean deterministic return over seeds is >= ``target``; ``None`` if it never is.
+
+    The env steps do not depend on the machine; the minutes do (the same REPPO run took 7 min
+    on one session's machine and 16 on another's), so only minutes from one machine compare.
+    """
     returns = mean_curve(runs, "eval_return_deterministic")
     wall_clock = mean_curve(runs, "wall_clock")
-    for value, seconds in zip(returns, wall_clock, strict=True):
+    frames = mean_curve(runs, "frames")
+    for value, seconds, steps in zip(returns, wall_clock, frames, strict=True):
         if value >= target:
-            return seconds / 60
+            return seconds / 60, steps
     return None
 
 
@@ -218,8 +226,8 @@ def table_lines(out: Path, tasks, arms) -> list[str]:
     """The rows of ``table.md``: every (task, arm) with runs, then the task's external row."""
     lines = [
         "| task | arm | deterministic eval | stochastic eval | env steps | wall-clock (min) "
-        "| time to PPO's final (min) |",
-        "|---|---|---|---|---|---|---|",
+        "| time to PPO's final (min) | env steps to PPO's final |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for task in tasks:
         reference = read_runs(out, task, TARGET_ARM)
@@ -235,10 +243,14 @@ def table_lines(out: Path, tasks, arms) -> list[str]:
                 continue
             finals = [r[-1] for r in runs]
             if target is None:
-                reached = "–"
+                reached = "– | –"
             else:
-                minutes = time_to_target(runs, target)
-                reached = "not reached" if minutes is None else f"{minutes:.1f}"
+                point = time_to_target(runs, target)
+                reached = (
+                    "not reached | not reached"
+                    if point is None
+                    else f"{point[0]:.1f} | {int(point[1]):,}"
+                )
             rows.append(
                 f"| {task} | {ARMS[arm][0]} "
                 f"| {mean_std([f['eval_return_deterministic'] for f in finals])} "
@@ -249,7 +261,8 @@ def table_lines(out: Path, tasks, arms) -> list[str]:
         if rows and task in ZOO_PPO:
             mean, std = ZOO_PPO[task]
             rows.append(
-                f"| {task} | {ZOO_LABEL} | {mean:.0f} ± {std:.0f} (1 run) | – | 1,000,000 | – | – |"
+                f"| {task} | {ZOO_LABEL} | {mean:.0f} ± {std:.0f} (1 run) | – | 1,000,000 "
+                "| – | – | – |"
             )
         lines += rows
     return lines
@@ -259,6 +272,8 @@ NOTES = f"""
 Time to PPO's final: training minutes (mean over seeds) at the first evaluation point where the
 arm's mean deterministic return over seeds reaches Gaussian PPO's final mean return on the task
 (evaluation points only, no interpolation; "not reached" if it never does, "–" without PPO runs).
+Env steps to PPO's final: the same point in environment steps (mean over seeds), which, unlike
+minutes, does not depend on the machine; wall-clock compares only between runs on one machine.
 {ZOO_LABEL}: RL Baselines3 Zoo's tuned PPO, Gym v3 tasks, 1M steps, one trained
 agent per task, mean ± std over its 150–175 evaluation episodes (DLR-RM/rl-baselines3-zoo,
 `benchmark.md`); the Zoo has no PPO Humanoid entry.

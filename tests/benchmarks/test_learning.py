@@ -29,8 +29,8 @@ def write_run(out, task, arm, seed, returns, wall_clock, frames_step=100):
 @pytest.fixture
 def out(tmp_path):
     # Gaussian PPO ends at 900 and 1,100: the target is their mean, 1,000.
-    write_run(tmp_path, TASK, "ppo", 0, [800, 1000, 900], [30, 60, 90])
-    write_run(tmp_path, TASK, "ppo", 1, [600, 900, 1100], [30, 60, 90])
+    write_run(tmp_path, TASK, "ppo", 0, [800, 1000, 900], [30, 60, 90], frames_step=50)
+    write_run(tmp_path, TASK, "ppo", 1, [600, 900, 1100], [30, 60, 90], frames_step=50)
     # TruDi's seed 0 reaches 1,000 at the second point, the mean (500, 900, 1100, 1200) at the third.
     # (Interpolating would give 155 s, seed 0 alone 125 s, the final wall-clock is 245 s.)
     write_run(tmp_path, TASK, "trudi", 0, [400, 1000, 1000, 1300], [60, 120, 180, 240])
@@ -83,11 +83,13 @@ def test_time_to_target_uses_the_mean_curve_at_evaluation_points(out):
     table = rows(learning.table_lines(out, ["halfcheetah", "humanoid", "ant"], learning.ARMS))
     trudi = cells(table[TASK, "TruDi"])
     assert trudi[2] == "1200 ± 141 (n=2)" and trudi[5] == "4.1"
-    assert trudi[6] == "3.1"  # 185 s
-    assert cells(table[TASK, "Gaussian PPO"])[6] == "1.5"  # its own mean (700, 950, 1000)
+    assert trudi[6:] == ["3.1", "300"]  # 185 s, at the third evaluation (300 steps)
+    # Its own mean (700, 950, 1000) reaches it at the third point; a shorter step puts the same
+    # point at fewer env steps.
+    assert cells(table[TASK, "Gaussian PPO"])[6:] == ["1.5", "150"]
     dppo = cells(table[TASK, "DPPO"])
-    assert dppo[6] == "not reached"
-    assert cells(table["humanoid", "TruDi"])[6] == "–"  # no PPO runs
+    assert dppo[6:] == ["not reached", "not reached"]
+    assert cells(table["humanoid", "TruDi"])[6:] == ["–", "–"]  # no PPO runs
     assert not any(task == "ant" for task, _ in table)  # no runs, no rows
 
 
@@ -95,7 +97,7 @@ def test_external_row(out):
     lines = learning.table_lines(out, ["halfcheetah", "humanoid"], learning.ARMS)
     table = rows(lines)
     zoo = cells(table[TASK, learning.ZOO_LABEL])
-    assert zoo[2:] == ["5819 ± 664 (1 run)", "–", "1,000,000", "–", "–"]
+    assert zoo[2:] == ["5819 ± 664 (1 run)", "–", "1,000,000", "–", "–", "–"]
     task_rows = [i for i, line in enumerate(lines) if line.startswith(f"| {TASK} |")]
     assert lines[task_rows[-1]] == table[TASK, learning.ZOO_LABEL]  # after the task's arms
     assert ("humanoid", learning.ZOO_LABEL) not in table
