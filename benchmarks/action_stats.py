@@ -7,7 +7,10 @@ Reads the learning benchmark's checkpoints (``outputs/benchmark/<task>/<arm>/see
 each policy for a few steps on fresh envs with its saved observation normaliser, then on those
 observations draws ``--draws`` stochastic actions and one deterministic action. Printed per arm,
 averaged over observations and action dimensions: the stochastic actions' std as a fraction of the
-bound, the fraction of stochastic actions at a bound, and |deterministic action| / bound.
+bound, the fraction of stochastic actions at a bound, and |deterministic action| / bound; then the
+example's evaluation (``cfg.eval_episodes`` episodes per sampler) with its mean return and mean
+episode length, which tells a policy that falls (short episodes) from one that stands still
+(full-length episodes with a return near the alive bonus).
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from tensordict.nn import InteractionType, set_interaction_type
 
 from examples.build import build_critic, build_loss, build_policy
 from examples.checkpoint import load_checkpoint
-from examples.envs import make_env
+from examples.envs import env_options, make_env
+from examples.evaluate import evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,7 +33,13 @@ ROOT = Path(__file__).resolve().parents[1]
 def action_stats(path: Path, num_envs: int, draws: int) -> dict[str, float]:
     ckpt = load_checkpoint(path)
     cfg = OmegaConf.create(ckpt["config"])
-    env = make_env(cfg.env.name, num_envs, seed=12_345, reward_scale=cfg.env.reward_scale)
+    env = make_env(
+        cfg.env.name,
+        num_envs,
+        seed=12_345,
+        reward_scale=cfg.env.reward_scale,
+        **env_options(cfg.env),
+    )
     policy, critic = build_policy(cfg, env), build_critic(cfg, env)
     build_loss(cfg, policy, critic).load_state_dict(ckpt["loss"])
     env.transform.load_state_dict(ckpt["env_transform"])
@@ -42,8 +52,10 @@ def action_stats(path: Path, num_envs: int, draws: int) -> dict[str, float]:
             actions = torch.stack([policy(td.clone())["action"] for _ in range(draws)])
         with set_interaction_type(InteractionType.DETERMINISTIC):
             mode = policy(td.clone())["action"]
+    episodes = evaluate(cfg, env, policy, seed=54_321)
     env.close()
     return {
+        **episodes,
         "iteration": ckpt["iteration"],
         "std / bound": (actions.std(0) / bound).mean().item(),
         "at bound": (actions.abs() >= 0.999 * bound).float().mean().item(),
@@ -62,14 +74,19 @@ def main() -> None:
     args = parser.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(1)
-    print("| arm | iteration | stochastic std / bound | at a bound | |deterministic| / bound |")
-    print("|---|---|---|---|---|")
+    print(
+        "| arm | iteration | stochastic std / bound | at a bound | |deterministic| / bound "
+        "| deterministic return | deterministic length | stochastic return | stochastic length |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     for arm in args.arms:
         path = args.runs / args.task / arm / f"seed{args.seed}" / "checkpoint.pt"
         s = action_stats(path, args.num_envs, args.draws)
         print(
             f"| {arm} | {s['iteration']} | {s['std / bound']:.2f} | {s['at bound']:.2f} "
-            f"| {s['|deterministic| / bound']:.2f} |"
+            f"| {s['|deterministic| / bound']:.2f} "
+            f"| {s['eval_return_deterministic']:.0f} | {s['eval_length_deterministic']:.0f} "
+            f"| {s['eval_return_stochastic']:.0f} | {s['eval_length_stochastic']:.0f} |"
         )
 
 

@@ -13,8 +13,12 @@ __all__ = ["evaluate"]
 
 @torch.no_grad()
 def evaluate(cfg: DictConfig, train_env, policy, seed: int) -> dict[str, float]:
-    """Mean return of one episode per eval env, with the deterministic sampler (probability-flow
-    ODE for diffusion policies, the mean for Gaussian ones) and with the stochastic one."""
+    """Mean return and mean length of one episode per eval env, with the deterministic sampler
+    (probability-flow ODE for diffusion policies, the mean for Gaussian ones) and with the
+    stochastic one: ``eval_return_<sampler>`` and ``eval_length_<sampler>`` (env steps until the
+    episode ended, ``cfg.env.max_episode_steps`` for one that reached the time limit). A return
+    near zero with a short length means the policy falls; with the full length, that it stands
+    still."""
     obs_norm = normalizer(train_env)
     results = {}
     for name, interaction in (
@@ -38,5 +42,6 @@ def evaluate(cfg: DictConfig, train_env, policy, seed: int) -> dict[str, float]:
         )
         returns = rollout["next", "episode_reward"].squeeze(-1).gather(-1, first_done)
         results[f"eval_return_{name}"] = returns.mean().item()
+        results[f"eval_length_{name}"] = (first_done + 1).float().mean().item()
         env.close()
     return results
