@@ -7,7 +7,8 @@ Reads the learning benchmark's checkpoints (``outputs/benchmark/<task>/<arm>/see
 each policy for a few steps on fresh envs with its saved observation normaliser, then on those
 observations draws ``--draws`` stochastic actions and one deterministic action. Printed per arm,
 averaged over observations and action dimensions: the stochastic actions' std as a fraction of the
-bound, the fraction of stochastic actions at a bound, and |deterministic action| / bound; then the
+bound, the fraction of stochastic actions at a bound, |deterministic action| / bound and its square
+(times the action dimension and a task's control-cost weight: the control cost per step); then the
 example's evaluation (``cfg.eval_episodes`` episodes per sampler) with its mean return and mean
 episode length, which tells a policy that falls (short episodes) from one that stands still
 (full-length episodes with a return near the alive bonus).
@@ -60,6 +61,7 @@ def action_stats(path: Path, num_envs: int, draws: int) -> dict[str, float]:
         "std / bound": (actions.std(0) / bound).mean().item(),
         "at bound": (actions.abs() >= 0.999 * bound).float().mean().item(),
         "|deterministic| / bound": (mode.abs() / bound).mean().item(),
+        "(deterministic / bound)²": (mode / bound).square().mean().item(),
     }
 
 
@@ -76,15 +78,16 @@ def main() -> None:
     torch.set_num_threads(1)
     print(
         "| arm | iteration | stochastic std / bound | at a bound | |deterministic| / bound "
+        "| (deterministic / bound)² "
         "| deterministic return | deterministic length | stochastic return | stochastic length |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for arm in args.arms:
         path = args.runs / args.task / arm / f"seed{args.seed}" / "checkpoint.pt"
         s = action_stats(path, args.num_envs, args.draws)
         print(
             f"| {arm} | {s['iteration']} | {s['std / bound']:.2f} | {s['at bound']:.2f} "
-            f"| {s['|deterministic| / bound']:.2f} "
+            f"| {s['|deterministic| / bound']:.2f} | {s['(deterministic / bound)²']:.2f} "
             f"| {s['eval_return_deterministic']:.0f} | {s['eval_length_deterministic']:.0f} "
             f"| {s['eval_return_stochastic']:.0f} | {s['eval_length_stochastic']:.0f} |"
         )
