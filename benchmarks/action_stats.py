@@ -29,6 +29,18 @@ from examples.envs import env_options, make_env
 from examples.evaluate import evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
+# The printed table: (header, key of action_stats' result, format spec).
+COLUMNS = (
+    ("iteration", "iteration", "d"),
+    ("stochastic std / bound", "std / bound", ".2f"),
+    ("at a bound", "at bound", ".2f"),
+    ("|deterministic| / bound", "|deterministic| / bound", ".2f"),
+    ("(deterministic / bound)²", "(deterministic / bound)²", ".2f"),
+    ("deterministic return", "eval_return_deterministic", ".0f"),
+    ("deterministic length", "eval_length_deterministic", ".0f"),
+    ("stochastic return", "eval_return_stochastic", ".0f"),
+    ("stochastic length", "eval_length_stochastic", ".0f"),
+)
 
 
 def action_stats(path: Path, num_envs: int, draws: int) -> dict[str, float]:
@@ -76,21 +88,12 @@ def main() -> None:
     args = parser.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(1)
-    print(
-        "| arm | iteration | stochastic std / bound | at a bound | |deterministic| / bound "
-        "| (deterministic / bound)² "
-        "| deterministic return | deterministic length | stochastic return | stochastic length |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| arm | " + " | ".join(header for header, _, _ in COLUMNS) + " |")
+    print("|---" * (len(COLUMNS) + 1) + "|")
     for arm in args.arms:
         path = args.runs / args.task / arm / f"seed{args.seed}" / "checkpoint.pt"
         s = action_stats(path, args.num_envs, args.draws)
-        print(
-            f"| {arm} | {s['iteration']} | {s['std / bound']:.2f} | {s['at bound']:.2f} "
-            f"| {s['|deterministic| / bound']:.2f} | {s['(deterministic / bound)²']:.2f} "
-            f"| {s['eval_return_deterministic']:.0f} | {s['eval_length_deterministic']:.0f} "
-            f"| {s['eval_return_stochastic']:.0f} | {s['eval_length_stochastic']:.0f} |"
-        )
+        print(f"| {arm} | " + " | ".join(f"{s[key]:{spec}}" for _, key, spec in COLUMNS) + " |")
 
 
 if __name__ == "__main__":
